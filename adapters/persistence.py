@@ -1,0 +1,102 @@
+"""Where events and data keys live: SQLite (embedded default), PostgreSQL, or memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from adapters.vault import (
+    DataKeyStore,
+    InMemoryDataKeyStore,
+    PostgresDataKeyStore,
+    SqliteDataKeyStore,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """A parsed TESSERA_DATABASE_URL: `sqlite:///PATH`, `postgresql://...` or `memory://`."""
+
+    kind: str  # "sqlite" | "postgres" | "memory"
+    sqlite_path: str = ""
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+    schema: str = "public"
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        parts = urlsplit(url)
+        if parts.scheme == "sqlite":
+            path = unquote(parts.path)
+            if not path or path == "/":
+                raise ValueError("sqlite URLs look like sqlite:///relative.db or sqlite:////abs.db")
+            return cls(kind="sqlite", sqlite_path=path[1:] if path.startswith("/") else path)
+        if parts.scheme in ("postgres", "postgresql"):
+            query = parse_qs(parts.query)
+            return cls(
+                kind="postgres",
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 5432,
+                user=unquote(parts.username or "postgres"),
+                password=unquote(parts.password or ""),
+                dbname=unquote(parts.path.lstrip("/")) or "postgres",
+                schema=query.get("schema", ["public"])[0],
+            )
+        if parts.scheme == "memory":
+            return cls(kind="memory")
+        raise ValueError(f"unsupported database URL scheme {parts.scheme!r}")
+
+    @property
+    def conninfo(self) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(host=self.host, port=self.port, user=self.user,
+                             password=self.password or None, dbname=self.dbname)
+
+    def eventsourcing_env(self, *, create_tables: bool = True, pool_size: int = 5) -> dict[str, str]:
+        if self.kind == "memory":
+            return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        if self.kind == "sqlite":
+            Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.sqlite_path,
+                "SQLITE_LOCK_TIMEOUT": "30",
+                "CREATE_TABLE": "true" if create_tables else "false",
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_SCHEMA": self.schema,
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(pool_size * 2),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_LOCK_TIMEOUT": "5",
+            "CREATE_TABLE": "true" if create_tables else "false",
+        }
+
+    def prepare(self) -> None:
+        """Create the PostgreSQL schema if needed (tables are created by their owners)."""
+        if self.kind != "postgres":
+            return
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(self.schema)))
+
+    def data_key_store(self) -> DataKeyStore:
+        if self.kind == "sqlite":
+            return SqliteDataKeyStore(self.sqlite_path)
+        if self.kind == "postgres":
+            return PostgresDataKeyStore(self.conninfo, self.schema)
+        return InMemoryDataKeyStore()

@@ -1,0 +1,1 @@
+"""Tessera's use cases and the ports they need; imports only the domain."""

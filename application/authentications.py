@@ -1,0 +1,271 @@
+"""Use cases of a login: start it, verify a factor, read its state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from application.errors import ConflictError, InvalidRequestError
+from application.identity import IdentityApplication, retry_on_conflict
+from application.otp import CodeChecker, refuse_code
+from application.ports import (
+    Clock,
+    IdGenerator,
+    RequestContext,
+    RiskAssessor,
+    TokenClaims,
+    TokenIssuer,
+)
+from domain.account import Account
+from domain.assurance import ACR_BY_AAL, OTP_METHODS, aal_for_factors
+from domain.authentication import AuthenticationSession, SessionClosedError
+from domain.enrolment import Enrolment
+from domain.policy import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    session: AuthenticationSession
+    token: IssuedToken | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the organisation and the API key (the token's `client_id`)."""
+
+    org_id: UUID
+    client_id: str
+
+
+def session_view(session: AuthenticationSession, *, at: datetime) -> dict[str, Any]:
+    return {
+        "authentication_id": session.id,
+        "user_id": session.user_id,
+        "status": session.status_at(at),
+        "required_aal": session.required_aal,
+        "methods": list(session.methods),
+        "risk": dict(session.risk),
+        "operation": session.operation,
+        "aal": session.aal,
+        "amr": list(session.amr),
+        "attempts": session.attempts,
+        "created_at": session.created_at,
+        "expires_at": session.expires_at,
+        "auth_time": session.auth_time,
+    }
+
+
+def usable_methods(
+    enrolments: list[Enrolment], policy: Policy, *, required_aal: int | None
+) -> list[str]:
+    """Methods of the user's active authenticators that the policy allows and that suffice."""
+    if required_aal is None:
+        return []
+    primary = policy.settings["primary_factor_verified"]
+    methods: list[str] = []
+    for enrolment in enrolments:
+        method = enrolment.method
+        if (
+            enrolment.is_usable
+            and policy.allows(method)
+            and method not in methods
+            and aal_for_factors([method], primary_factor_verified=primary) >= required_aal
+        ):
+            methods.append(method)
+    return methods
+
+
+@dataclass(frozen=True, slots=True)
+class Verifier:
+    """Decide one factor on loaded aggregates, then save them together, then sign a token."""
+
+    app: IdentityApplication
+    checker: CodeChecker
+    tokens: TokenIssuer
+    ids: IdGenerator
+
+    def verify(
+        self,
+        session: AuthenticationSession,
+        *,
+        caller: Caller,
+        method: str,
+        code: str,
+        enrolment_id: UUID | None,
+        at: datetime,
+    ) -> Outcome:
+        policy = self.app.get_policy(caller.org_id)
+        if method not in OTP_METHODS or not policy.allows(method):
+            raise InvalidRequestError(f"method {method!r} is not available for this login")
+        try:
+            session.ensure_open(at=at)
+        except SessionClosedError as closed:
+            self.app.save_changed(session)  # an expiry is recorded once it is noticed
+            raise ConflictError(f"the authentication is {closed.status}") from None
+        account = self.app.account_for(caller.org_id, session.user_id)
+        self.checker.check_throttle(account, policy, at=at)
+        candidates = [
+            e
+            for e in self.app.enrolments_of(account)
+            if e.method == method and e.is_usable and enrolment_id in (None, e.id)
+        ]
+        found = self.checker.find_match(code, candidates, policy, account=account, at=at)
+        if found is None:
+            self.checker.record_failure(candidates, policy, account=account, at=at)
+            session.fail_attempt(method, at=at)
+            self.app.save_changed(session, account, *candidates)
+            raise refuse_code(session.id)
+        enrolment, moving_factor = found
+        enrolment.accept_code(moving_factor, at=at)
+        account.clear_failures(by="user", at=at)
+        token_claims = None
+        if session.verify_factor(method, enrolment.id, at=at):
+            token_claims = self._satisfy(session, policy, caller=caller, at=at)
+        self.app.save_changed(session, account, enrolment)
+        if token_claims is None:
+            return Outcome(session)
+        return Outcome(session, self._sign(token_claims, at=at))
+
+    def _satisfy(
+        self, session: AuthenticationSession, policy: Policy, *, caller: Caller, at: datetime
+    ) -> TokenClaims:
+        ttl = timedelta(seconds=policy.settings["token_ttl_seconds"])
+        token_id = str(self.ids.new_id())
+        session.satisfy(token_id=token_id, token_ttl=ttl, at=at)
+        return TokenClaims(
+            subject=session.user_id,
+            audience=policy.settings["token_audience"] or f"urn:tessera:org:{caller.org_id}",
+            client_id=caller.client_id,
+            org_id=caller.org_id,
+            token_id=token_id,
+            issued_at=at,
+            expires_at=at + ttl,
+            auth_time=at,
+            acr=ACR_BY_AAL[session.aal],
+            amr=list(session.amr),
+        )
+
+    def _sign(self, claims: TokenClaims, *, at: datetime) -> IssuedToken:
+        expires_in = int((claims.expires_at - at).total_seconds())
+        return IssuedToken(access_token=self.tokens.issue(claims), expires_in=expires_in)
+
+
+@dataclass(frozen=True, slots=True)
+class StartAuthentication:
+    """Open a login: assess risk, let the policy set the AAL, and list usable methods.
+
+    With `method` and `code` it also verifies them in the same transaction (the one-call
+    form); a wrong code then answers exactly as `VerifyAuthentication` would.
+    """
+
+    app: IdentityApplication
+    risk: RiskAssessor
+    verifier: Verifier
+    ids: IdGenerator
+    clock: Clock
+
+    def __call__(
+        self,
+        *,
+        caller: Caller,
+        user_id: str,
+        context: RequestContext,
+        operation: str | None = None,
+        method: str | None = None,
+        code: str | None = None,
+        enrolment_id: UUID | None = None,
+    ) -> Outcome:
+        if (method is None) != (code is None):
+            raise InvalidRequestError("send both method and code, or neither")
+        session_id = self.ids.new_id()
+
+        def decide() -> Outcome:
+            now = self.clock.now()
+            session = self._open(session_id, caller, user_id, context, operation, at=now)
+            if method is None or code is None or session.status != "pending":
+                self.app.save(session)
+                return Outcome(session)
+            return self.verifier.verify(
+                session, caller=caller, method=method, code=code,
+                enrolment_id=enrolment_id, at=now,
+            )
+
+        return retry_on_conflict(decide)
+
+    def _open(
+        self,
+        session_id: UUID,
+        caller: Caller,
+        user_id: str,
+        context: RequestContext,
+        operation: str | None,
+        *,
+        at: datetime,
+    ) -> AuthenticationSession:
+        policy = self.app.get_policy(caller.org_id)
+        assessment = self.risk.assess(
+            org_id=caller.org_id, user_id=user_id, context=context, at=at
+        )
+        required = policy.required_aal(operation=operation, risk_level=assessment.level)
+        account: Account | None = self.app.find_account(caller.org_id, user_id)
+        enrolments = self.app.enrolments_of(account) if account else []
+        return AuthenticationSession.start(
+            session_id=session_id,
+            org_id=caller.org_id,
+            user_id=user_id,
+            context={"ip": context.ip, "user_agent": context.user_agent,
+                     "device_id": context.device_id},
+            operation=operation,
+            risk=assessment.as_dict(),
+            required_aal=required,
+            methods=usable_methods(enrolments, policy, required_aal=required),
+            primary_factor_verified=policy.settings["primary_factor_verified"],
+            max_attempts=policy.settings["session_attempts"],
+            ttl=timedelta(seconds=policy.settings["session_ttl_seconds"]),
+            at=at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyAuthentication:
+    """Check one factor of a pending login; satisfied sessions come back with a token."""
+
+    app: IdentityApplication
+    verifier: Verifier
+    clock: Clock
+
+    def __call__(
+        self,
+        *,
+        caller: Caller,
+        authentication_id: UUID,
+        method: str,
+        code: str,
+        enrolment_id: UUID | None = None,
+    ) -> Outcome:
+        def decide() -> Outcome:
+            session = self.app.get_session(authentication_id, org_id=caller.org_id)
+            return self.verifier.verify(
+                session, caller=caller, method=method, code=code,
+                enrolment_id=enrolment_id, at=self.clock.now(),
+            )
+
+        return retry_on_conflict(decide)
+
+
+@dataclass(frozen=True, slots=True)
+class GetAuthentication:
+    app: IdentityApplication
+    clock: Clock
+
+    def __call__(self, *, org_id: UUID, authentication_id: UUID) -> dict[str, Any]:
+        session = self.app.get_session(authentication_id, org_id=org_id)
+        return session_view(session, at=self.clock.now())

@@ -1,0 +1,103 @@
+"""IdentityApplication: the event store, repository and unit of work for every aggregate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
+
+from application.errors import ConflictError, NotFoundError
+from domain.account import Account
+from domain.authentication import AuthenticationSession
+from domain.enrolment import Enrolment
+from domain.organisation import ApiKey, Organisation
+from domain.policy import Policy
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+
+#: How often a use case reloads and re-decides after losing an optimistic-concurrency race.
+CONFLICT_RETRIES = 5
+
+
+class IdentityApplication(Application[UUID]):
+    """Stores the aggregates' events; `save(a, b, ...)` commits several atomically."""
+
+    name = "identity"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Enrolment: 50,
+        Account: 50,
+        Policy: 20,
+    }
+
+    def _get(self, cls: type[A], aggregate_id: UUID, kind: str, org_id: UUID | None) -> A:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(kind) from None
+        if not isinstance(aggregate, cls):
+            raise NotFoundError(kind)
+        if org_id is not None and getattr(aggregate, "org_id", org_id) != org_id:
+            raise NotFoundError(kind)  # another organisation's: indistinguishable from unknown
+        return aggregate
+
+    def get_enrolment(self, enrolment_id: UUID, *, org_id: UUID) -> Enrolment:
+        return self._get(Enrolment, enrolment_id, "enrolment", org_id)
+
+    def get_session(self, session_id: UUID, *, org_id: UUID) -> AuthenticationSession:
+        return self._get(AuthenticationSession, session_id, "authentication", org_id)
+
+    def get_organisation(self, org_id: UUID) -> Organisation:
+        return self._get(Organisation, org_id, "organisation", None)
+
+    def get_policy(self, org_id: UUID) -> Policy:
+        try:
+            return self._get(Policy, Policy.create_id(org_id), "policy", org_id)
+        except NotFoundError:
+            return Policy.default_for(org_id)
+
+    def find_account(self, org_id: UUID, user_id: str) -> Account | None:
+        try:
+            return self._get(Account, Account.create_id(org_id, user_id), "account", org_id)
+        except NotFoundError:
+            return None
+
+    def account_for(self, org_id: UUID, user_id: str) -> Account:
+        return self.find_account(org_id, user_id) or Account(org_id=org_id, user_id=user_id)
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        try:
+            return self._get(ApiKey, ApiKey.create_id(key_hash), "api key", None)
+        except NotFoundError:
+            return None
+
+    def enrolments_of(self, account: Account) -> list[Enrolment]:
+        return [
+            self.get_enrolment(enrolment_id, org_id=account.org_id)
+            for enrolment_id in account.enrolment_ids
+        ]
+
+    def save_changed(self, *aggregates: Aggregate) -> None:
+        """Save only the aggregates that have pending events, in one transaction."""
+        changed = [a for a in aggregates if a.pending_events]
+        if changed:
+            self.save(*changed)
+
+
+def retry_on_conflict(decide: Callable[[], T]) -> T:
+    """Run a load-decide-save function again when another process saved first.
+
+    Every accepted code is an event on a versioned aggregate, so of two racing requests
+    the second save fails; the rerun reloads and re-checks, and a code already used then
+    simply does not match.
+    """
+    for _ in range(CONFLICT_RETRIES):
+        try:
+            return decide()
+        except RecordConflictError:
+            continue
+    raise ConflictError("too many concurrent changes; try again")

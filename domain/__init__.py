@@ -1,0 +1,1 @@
+"""Tessera's domain: pure event-sourced aggregates, no I/O, clock, crypto or framework."""

@@ -1,0 +1,41 @@
+"""Settings from the environment (see the configuration table in the README)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    database_url: str
+    issuer: str
+    kek: str | None
+    signing_key_pem: str | None
+    max_body_bytes: int
+    token_key_retention_seconds: int
+    create_tables: bool
+    pool_size: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("TESSERA_HOME", "./var"))
+        return cls(
+            home=home,
+            database_url=env.get("TESSERA_DATABASE_URL") or f"sqlite:///{home / 'tessera.db'}",
+            issuer=env.get("TESSERA_ISSUER", "http://localhost:8000"),
+            kek=env.get("TESSERA_KEK") or None,
+            signing_key_pem=env.get("TESSERA_SIGNING_KEY") or None,
+            max_body_bytes=int(env.get("TESSERA_MAX_BODY_BYTES", "65536")),
+            token_key_retention_seconds=int(env.get("TESSERA_KEY_RETENTION_SECONDS", "86400")),
+            create_tables=env.get("TESSERA_CREATE_TABLES", "true").lower() != "false",
+            pool_size=int(env.get("TESSERA_DB_POOL_SIZE", "8")),
+        )
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"

@@ -1,0 +1,120 @@
+"""The composition root: the only module that names concrete adapters."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dependency_injector import containers, providers
+
+from adapters.otp import PyOtpVerifier, SegnoProvisioner
+from adapters.persistence import Database
+from adapters.risk import RuleBasedRiskAssessor
+from adapters.system import CsprngSecrets, RandomIds, SystemClock
+from adapters.tokens import JoseTokenIssuer, SigningKeyRing
+from adapters.vault import EnvelopeVault, KeyRing
+from application.authentications import (
+    GetAuthentication,
+    StartAuthentication,
+    Verifier,
+    VerifyAuthentication,
+)
+from application.enrolments import (
+    ConfirmOtpEnrolment,
+    ListEnrolments,
+    ResynchroniseHotp,
+    RevokeEnrolment,
+    StartOtpEnrolment,
+    UnlockEnrolment,
+)
+from application.identity import IdentityApplication
+from application.organisations import (
+    AuthenticateApiKey,
+    ChangePolicy,
+    CreateOrganisation,
+    EraseUser,
+    GetPolicy,
+    IssueApiKey,
+)
+from application.otp import CodeChecker
+from entrypoints.config import Settings
+
+
+def _database(settings: Settings) -> Database:
+    database = Database.from_url(settings.database_url)
+    database.prepare()
+    return database
+
+
+def _identity_app(settings: Settings, database: Database) -> IdentityApplication:
+    env = database.eventsourcing_env(
+        create_tables=settings.create_tables, pool_size=settings.pool_size
+    )
+    return IdentityApplication(env=env)
+
+
+def _key_ring(settings: Settings) -> KeyRing:
+    return KeyRing(path=settings.keys_dir / "kek.json", environment_value=settings.kek)
+
+
+def _signing_ring(settings: Settings) -> SigningKeyRing:
+    return SigningKeyRing(
+        settings.keys_dir / "signing.json",
+        retention=timedelta(seconds=settings.token_key_retention_seconds),
+        pem=settings.signing_key_pem,
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    database = providers.Singleton(_database, settings)
+    identity_app = providers.Singleton(_identity_app, settings, database)
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(RandomIds)
+    secrets = providers.Singleton(CsprngSecrets)
+    key_ring = providers.Singleton(_key_ring, settings)
+    data_keys = providers.Singleton(lambda db: db.data_key_store(), database)
+    vault = providers.Singleton(EnvelopeVault, key_ring, data_keys)
+    otp = providers.Singleton(PyOtpVerifier)
+    provisioner = providers.Singleton(SegnoProvisioner)
+    risk = providers.Singleton(RuleBasedRiskAssessor)
+    signing_keys = providers.Singleton(_signing_ring, settings)
+    tokens = providers.Singleton(
+        JoseTokenIssuer, signing_keys, issuer=providers.Callable(lambda s: s.issuer, settings)
+    )
+
+    checker = providers.Singleton(CodeChecker, vault=vault, otp=otp)
+    verifier = providers.Singleton(Verifier, app=identity_app, checker=checker, tokens=tokens,
+                                   ids=ids)
+
+    authenticate_api_key = providers.Singleton(AuthenticateApiKey, app=identity_app)
+    create_organisation = providers.Factory(CreateOrganisation, app=identity_app, ids=ids,
+                                            secrets=secrets, clock=clock)
+    issue_api_key = providers.Factory(IssueApiKey, app=identity_app, secrets=secrets,
+                                      clock=clock)
+    get_policy = providers.Factory(GetPolicy, app=identity_app)
+    change_policy = providers.Factory(ChangePolicy, app=identity_app, clock=clock)
+    erase_user = providers.Factory(EraseUser, app=identity_app, vault=vault, clock=clock)
+
+    start_enrolment = providers.Factory(
+        StartOtpEnrolment, app=identity_app, vault=vault, secrets=secrets, ids=ids,
+        clock=clock, provisioner=provisioner,
+    )
+    confirm_enrolment = providers.Factory(ConfirmOtpEnrolment, app=identity_app,
+                                          checker=checker, clock=clock)
+    list_enrolments = providers.Factory(ListEnrolments, app=identity_app)
+    revoke_enrolment = providers.Factory(RevokeEnrolment, app=identity_app, clock=clock)
+    unlock_enrolment = providers.Factory(UnlockEnrolment, app=identity_app, clock=clock)
+    resynchronise_hotp = providers.Factory(ResynchroniseHotp, app=identity_app, checker=checker,
+                                           otp=otp, vault=vault, clock=clock)
+
+    start_authentication = providers.Factory(StartAuthentication, app=identity_app, risk=risk,
+                                             verifier=verifier, ids=ids, clock=clock)
+    verify_authentication = providers.Factory(VerifyAuthentication, app=identity_app,
+                                              verifier=verifier, clock=clock)
+    get_authentication = providers.Factory(GetAuthentication, app=identity_app, clock=clock)
+
+
+def build_container(settings: Settings | None = None) -> Container:
+    container = Container(settings=settings or Settings.from_env())
+    return container
