@@ -83,6 +83,11 @@ class SegnoProvisioner:
     def qr_svg(self, uri: str) -> str:
         buffer = io.BytesIO()
         segno.make(uri, error="m").save(
-            buffer, kind="svg", scale=4, xmldecl=False, svgns=True, title="Scan with your authenticator app"
+            buffer,
+            kind="svg",
+            scale=4,
+            xmldecl=False,
+            svgns=True,
+            title="Scan with your authenticator app",
         )
         return buffer.getvalue().decode("utf-8")

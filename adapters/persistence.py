@@ -54,10 +54,17 @@ class Database:
     def conninfo(self) -> str:
         from psycopg.conninfo import make_conninfo
 
-        return make_conninfo(host=self.host, port=self.port, user=self.user,
-                             password=self.password or None, dbname=self.dbname)
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password or None,
+            dbname=self.dbname,
+        )
 
-    def eventsourcing_env(self, *, create_tables: bool = True, pool_size: int = 5) -> dict[str, str]:
+    def eventsourcing_env(
+        self, *, create_tables: bool = True, pool_size: int = 5
+    ) -> dict[str, str]:
         if self.kind == "memory":
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         if self.kind == "sqlite":
@@ -91,8 +98,9 @@ class Database:
         from psycopg import sql
 
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                sql.Identifier(self.schema)))
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
 
     def data_key_store(self) -> DataKeyStore:
         if self.kind == "sqlite":

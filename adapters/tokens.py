@@ -39,6 +39,7 @@ class SigningKeyRing:
         self._lock = threading.Lock()
         self._loaded_at = 0.0
         self._entries: list[dict[str, Any]] = []
+
         self._keys: dict[str, RSAKey] = {}
         self._reload(force=True)
 
@@ -47,27 +48,39 @@ class SigningKeyRing:
             return
         with self._lock:
             if self._fixed_pem:
-                entries = [{"kid": "env-" + RSAKey.import_key(self._fixed_pem).thumbprint()[:16],
-                            "pem": self._fixed_pem, "active_from": 0}]
+                entries = [
+                    {
+                        "kid": "env-" + RSAKey.import_key(self._fixed_pem).thumbprint()[:16],
+                        "pem": self._fixed_pem,
+                        "active_from": 0,
+                    }
+                ]
             else:
                 if not self._path.exists():
                     write_private_json(self._path, {"keys": [self._new_entry(0)]})
                 entries = read_json(self._path)["keys"]
-            self._keys = {
-                e["kid"]: self._keys.get(e["kid"]) or RSAKey.import_key(
-                    e["pem"], parameters={"kid": e["kid"], "use": "sig", "alg": "RS256"}
-                )
-                for e in entries
-            }
+            self._keys = {str(e["kid"]): self._import(e) for e in entries}
             self._entries = sorted(entries, key=lambda e: e["active_from"])
             self._loaded_at = time.monotonic()
+
+    def _import(self, entry: dict[str, Any]) -> RSAKey:
+        kid = str(entry["kid"])
+        existing = self._keys.get(kid)
+        if existing is not None:
+            return existing
+        return RSAKey.import_key(
+            str(entry["pem"]), parameters={"kid": kid, "use": "sig", "alg": "RS256"}
+        )
 
     @staticmethod
     def _new_entry(active_from: int) -> dict[str, Any]:
         key = RSAKey.generate_key(KEY_BITS, private=True)
         kid = f"{time.strftime('%Y%m%d')}-{secrets.token_hex(4)}"
-        return {"kid": kid, "pem": key.as_pem(private=True).decode("ascii"),
-                "active_from": active_from}
+        return {
+            "kid": kid,
+            "pem": key.as_pem(private=True).decode("ascii"),
+            "active_from": active_from,
+        }
 
     def active(self, now: datetime) -> RSAKey:
         self._reload()
@@ -81,8 +94,10 @@ class SigningKeyRing:
         for index, entry in enumerate(self._entries):
             successor = self._entries[index + 1] if index + 1 < len(self._entries) else None
             retired_at = successor["active_from"] if successor else None
-            if retired_at is None or retired_at > stamp or (
-                stamp - retired_at < self._retention.total_seconds()
+            if (
+                retired_at is None
+                or retired_at > stamp
+                or (stamp - retired_at < self._retention.total_seconds())
             ):
                 keys.append(self._keys[entry["kid"]])
         return list(reversed(keys))
@@ -92,8 +107,11 @@ class SigningKeyRing:
             raise ValueError("a signing key given by TESSERA_SIGNING_KEY is rotated by changing it")
         self._reload(force=True)
         cutoff = _ts(now) - int(self._retention.total_seconds())
-        kept = [e for i, e in enumerate(self._entries)
-                if i + 1 == len(self._entries) or self._entries[i + 1]["active_from"] > cutoff]
+        kept = [
+            e
+            for i, e in enumerate(self._entries)
+            if i + 1 == len(self._entries) or self._entries[i + 1]["active_from"] > cutoff
+        ]
         entry = self._new_entry(_ts(now) + activate_after)
         write_private_json(self._path, {"keys": [*kept, entry]})
         self._reload(force=True)
@@ -127,4 +145,4 @@ class JoseTokenIssuer:
 
     def jwks(self, now: datetime | None = None) -> dict[str, Any]:
         keys = self._ring.published(now or datetime.now(UTC))
-        return KeySet(keys).as_dict(private=False)  # type: ignore[arg-type]
+        return dict(KeySet(list(keys)).as_dict(private=False))

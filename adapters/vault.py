@@ -33,6 +33,12 @@ def _b64e(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
+def _as_bytes(value: object) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError("a wrapped key column holds bytes")
+    return bytes(value)
+
+
 def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -99,7 +105,6 @@ class KeyRing:
         return self.active_id
 
 
-
 class DataKeyStore(Protocol):
     def get(self, owner: UUID) -> tuple[str, bytes] | None: ...
     def insert_if_absent(self, owner: UUID, kek_id: str, wrapped: bytes) -> None: ...
@@ -130,7 +135,7 @@ class EnvelopeVault:
     def open(self, owner: UUID, sealed: str) -> bytes:
         if not sealed.startswith(SEALED_PREFIX):
             raise SecretUnavailableError("not a sealed secret")
-        blob = _b64d(sealed[len(SEALED_PREFIX):])
+        blob = _b64d(sealed[len(SEALED_PREFIX) :])
         data_key = self._data_key(owner, create=False)
         try:
             return AESGCM(data_key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], owner.bytes)
@@ -187,8 +192,9 @@ class EnvelopeVault:
     def _unwrap(self, owner: UUID, kek_id: str, wrapped: bytes) -> bytes:
         aad = owner.bytes + kek_id.encode("utf-8")
         try:
-            return AESGCM(self._ring.key(kek_id)).decrypt(wrapped[:NONCE_BYTES],
-                                                          wrapped[NONCE_BYTES:], aad)
+            return AESGCM(self._ring.key(kek_id)).decrypt(
+                wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad
+            )
         except InvalidTag:
             raise SecretUnavailableError("a data key failed to unwrap") from None
 
@@ -244,20 +250,25 @@ class SqliteDataKeyStore:
             db.close()
 
     def get(self, owner: UUID) -> tuple[str, bytes] | None:
-        rows = self._run("SELECT kek_id, wrapped FROM tessera_data_keys WHERE owner = ?",
-                         (str(owner),))
-        return (str(rows[0][0]), bytes(rows[0][1])) if rows else None  # type: ignore[arg-type]
+        rows = self._run(
+            "SELECT kek_id, wrapped FROM tessera_data_keys WHERE owner = ?", (str(owner),)
+        )
+        return (str(rows[0][0]), _as_bytes(rows[0][1])) if rows else None
 
     def insert_if_absent(self, owner: UUID, kek_id: str, wrapped: bytes) -> None:
-        self._run("INSERT OR IGNORE INTO tessera_data_keys VALUES (?, ?, ?)",
-                  (str(owner), kek_id, wrapped))
+        self._run(
+            "INSERT OR IGNORE INTO tessera_data_keys VALUES (?, ?, ?)",
+            (str(owner), kek_id, wrapped),
+        )
 
     def replace(self, owner: UUID, kek_id: str, wrapped: bytes, *, old_kek_id: str) -> bool:
         db = self._connect()
         try:
             cursor = db.execute(
                 "UPDATE tessera_data_keys SET kek_id = ?, wrapped = ? WHERE owner = ? "
-                "AND kek_id = ?", (kek_id, wrapped, str(owner), old_kek_id))
+                "AND kek_id = ?",
+                (kek_id, wrapped, str(owner), old_kek_id),
+            )
             return cursor.rowcount == 1
         finally:
             db.close()
@@ -266,8 +277,9 @@ class SqliteDataKeyStore:
         self._run("DELETE FROM tessera_data_keys WHERE owner = ?", (str(owner),))
 
     def owners_not_under(self, kek_id: str, limit: int) -> list[UUID]:
-        rows = self._run("SELECT owner FROM tessera_data_keys WHERE kek_id <> ? LIMIT ?",
-                         (kek_id, limit))
+        rows = self._run(
+            "SELECT owner FROM tessera_data_keys WHERE kek_id <> ? LIMIT ?", (kek_id, limit)
+        )
         return [UUID(str(r[0])) for r in rows]
 
 
@@ -280,14 +292,19 @@ class PostgresDataKeyStore:
 
         self._table = sql.Identifier(schema, "tessera_data_keys")
         self._sql = sql
-        self._pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True,
-                                    kwargs={"autocommit": True})
+        self._pool = ConnectionPool(
+            conninfo, min_size=1, max_size=4, open=True, kwargs={"autocommit": True}
+        )
         self._execute(
             "CREATE TABLE IF NOT EXISTS {t} (owner uuid PRIMARY KEY, kek_id text NOT NULL, "
-            "wrapped bytea NOT NULL)", ())
+            "wrapped bytea NOT NULL)",
+            (),
+        )
 
-    def _execute(self, query: str, params: tuple[object, ...]) -> tuple[list[tuple[object, ...]], int]:
-        statement = self._sql.SQL(query).format(t=self._table)  # type: ignore[arg-type]
+    def _execute(
+        self, query: str, params: tuple[object, ...]
+    ) -> tuple[list[tuple[object, ...]], int]:
+        statement = self._sql.SQL(query).format(t=self._table)
         with self._pool.connection() as conn, conn.cursor() as cursor:
             cursor.execute(statement, params)
             rows = cursor.fetchall() if cursor.description else []
@@ -295,24 +312,28 @@ class PostgresDataKeyStore:
 
     def get(self, owner: UUID) -> tuple[str, bytes] | None:
         rows, _ = self._execute("SELECT kek_id, wrapped FROM {t} WHERE owner = %s", (owner,))
-        return (str(rows[0][0]), bytes(rows[0][1])) if rows else None  # type: ignore[arg-type]
+        return (str(rows[0][0]), _as_bytes(rows[0][1])) if rows else None
 
     def insert_if_absent(self, owner: UUID, kek_id: str, wrapped: bytes) -> None:
-        self._execute("INSERT INTO {t} VALUES (%s, %s, %s) ON CONFLICT (owner) DO NOTHING",
-                      (owner, kek_id, wrapped))
+        self._execute(
+            "INSERT INTO {t} VALUES (%s, %s, %s) ON CONFLICT (owner) DO NOTHING",
+            (owner, kek_id, wrapped),
+        )
 
     def replace(self, owner: UUID, kek_id: str, wrapped: bytes, *, old_kek_id: str) -> bool:
         _, count = self._execute(
             "UPDATE {t} SET kek_id = %s, wrapped = %s WHERE owner = %s AND kek_id = %s",
-            (kek_id, wrapped, owner, old_kek_id))
+            (kek_id, wrapped, owner, old_kek_id),
+        )
         return count == 1
 
     def delete(self, owner: UUID) -> None:
         self._execute("DELETE FROM {t} WHERE owner = %s", (owner,))
 
     def owners_not_under(self, kek_id: str, limit: int) -> list[UUID]:
-        rows, _ = self._execute("SELECT owner FROM {t} WHERE kek_id <> %s LIMIT %s",
-                                (kek_id, limit))
+        rows, _ = self._execute(
+            "SELECT owner FROM {t} WHERE kek_id <> %s LIMIT %s", (kek_id, limit)
+        )
         return [r[0] for r in rows]  # type: ignore[misc]
 
     def close(self) -> None:

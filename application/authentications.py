@@ -194,8 +194,12 @@ class StartAuthentication:
                 self.app.save(session)
                 return Outcome(session)
             return self.verifier.verify(
-                session, caller=caller, method=method, code=code,
-                enrolment_id=enrolment_id, at=now,
+                session,
+                caller=caller,
+                method=method,
+                code=code,
+                enrolment_id=enrolment_id,
+                at=now,
             )
 
         return retry_on_conflict(decide)
@@ -211,9 +215,7 @@ class StartAuthentication:
         at: datetime,
     ) -> AuthenticationSession:
         policy = self.app.get_policy(caller.org_id)
-        assessment = self.risk.assess(
-            org_id=caller.org_id, user_id=user_id, context=context, at=at
-        )
+        assessment = self.risk.assess(org_id=caller.org_id, user_id=user_id, context=context, at=at)
         required = policy.required_aal(operation=operation, risk_level=assessment.level)
         account: Account | None = self.app.find_account(caller.org_id, user_id)
         enrolments = self.app.enrolments_of(account) if account else []
@@ -221,8 +223,11 @@ class StartAuthentication:
             session_id=session_id,
             org_id=caller.org_id,
             user_id=user_id,
-            context={"ip": context.ip, "user_agent": context.user_agent,
-                     "device_id": context.device_id},
+            context={
+                "ip": context.ip,
+                "user_agent": context.user_agent,
+                "device_id": context.device_id,
+            },
             operation=operation,
             risk=assessment.as_dict(),
             required_aal=required,
@@ -254,8 +259,12 @@ class VerifyAuthentication:
         def decide() -> Outcome:
             session = self.app.get_session(authentication_id, org_id=caller.org_id)
             return self.verifier.verify(
-                session, caller=caller, method=method, code=code,
-                enrolment_id=enrolment_id, at=self.clock.now(),
+                session,
+                caller=caller,
+                method=method,
+                code=code,
+                enrolment_id=enrolment_id,
+                at=self.clock.now(),
             )
 
         return retry_on_conflict(decide)

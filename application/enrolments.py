@@ -210,9 +210,7 @@ class ResynchroniseHotp:
 
         retry_on_conflict(decide)
 
-    def _consecutive(
-        self, enrolment: Enrolment, owner: UUID, code1: str, code2: str
-    ) -> int | None:
+    def _consecutive(self, enrolment: Enrolment, owner: UUID, code1: str, code2: str) -> int | None:
         first, second = normalise_code(code1), normalise_code(code2)
         if first is None or second is None:
             return None
@@ -220,12 +218,20 @@ class ResynchroniseHotp:
         params, now = params_of(enrolment), self.clock.now()
         earliest = enrolment.next_moving_factor()
         while earliest <= enrolment.next_moving_factor() + RESYNC_WINDOW:
-            c1 = self.otp.match(secret, first, params=params, at=now, earliest=earliest,
-                                window=RESYNC_WINDOW - (earliest - enrolment.next_moving_factor()))
+            c1 = self.otp.match(
+                secret,
+                first,
+                params=params,
+                at=now,
+                earliest=earliest,
+                window=RESYNC_WINDOW - (earliest - enrolment.next_moving_factor()),
+            )
             if c1 is None:
                 return None
-            if self.otp.match(secret, second, params=params, at=now, earliest=c1 + 1,
-                              window=0) is not None:
+            if (
+                self.otp.match(secret, second, params=params, at=now, earliest=c1 + 1, window=0)
+                is not None
+            ):
                 return c1 + 1
             earliest = c1 + 1
         return None

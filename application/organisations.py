@@ -69,8 +69,13 @@ class CreateOrganisation:
         policy = Policy.default_for(organisation.id)
         keys = {role: self.secrets.api_key() for role in ("application", "admin")}
         api_keys = [
-            ApiKey.issue(key_hash=hash_api_key(key), org_id=organisation.id, role=role,
-                         label=f"initial {role} key", at=now)
+            ApiKey.issue(
+                key_hash=hash_api_key(key),
+                org_id=organisation.id,
+                role=role,
+                label=f"initial {role} key",
+                at=now,
+            )
             for role, key in keys.items()
         ]
         self.app.save(organisation, policy, *api_keys)
@@ -92,8 +97,13 @@ class IssueApiKey:
         self.app.get_organisation(org_id)
         key = self.secrets.api_key()
         try:
-            api_key = ApiKey.issue(key_hash=hash_api_key(key), org_id=org_id, role=role,
-                                   label=label, at=self.clock.now())
+            api_key = ApiKey.issue(
+                key_hash=hash_api_key(key),
+                org_id=org_id,
+                role=role,
+                label=label,
+                at=self.clock.now(),
+            )
         except OrganisationError as error:
             raise InvalidRequestError(str(error)) from None
         self.app.save(api_key)
@@ -118,7 +128,8 @@ class AuthenticateApiKey:
         else:
             found = self.app.find_api_key(key_hash)
             principal = (
-                None if found is None or found.revoked
+                None
+                if found is None or found.revoked
                 else Principal(org_id=found.org_id, key_id=found.id, role=found.role)
             )
             if len(self._cache) > 10_000:

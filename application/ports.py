@@ -78,9 +78,7 @@ class OtpVerifier(Protocol):
 
 
 class OtpProvisioner(Protocol):
-    def uri(
-        self, secret: bytes, *, params: OtpParameters, issuer: str, account: str
-    ) -> str:
+    def uri(self, secret: bytes, *, params: OtpParameters, issuer: str, account: str) -> str:
         """The otpauth:// URI in the Key Uri Format."""
 
     def qr_svg(self, uri: str) -> str:

@@ -185,7 +185,10 @@ class AuthenticationSession(Aggregate):
             raise AuthenticationError("the verified factors do not reach the required AAL")
         methods = self.verified_methods()
         self._satisfy(
-            aal=aal, amr=amr_for(methods), token_id=token_id, token_expires_at=at + token_ttl,
+            aal=aal,
+            amr=amr_for(methods),
+            token_id=token_id,
+            token_expires_at=at + token_ttl,
             at=at,
         )
 

@@ -63,9 +63,7 @@ class ApiKey(Aggregate):
         self.revoked = False
 
     @classmethod
-    def issue(
-        cls, *, key_hash: str, org_id: UUID, role: str, label: str, at: datetime
-    ) -> ApiKey:
+    def issue(cls, *, key_hash: str, org_id: UUID, role: str, label: str, at: datetime) -> ApiKey:
         if role not in ROLES:
             raise OrganisationError(f"role must be one of {sorted(ROLES)}")
         return cls(  # type: ignore[call-arg]  # eventsourcing accepts id= for annotated ids

@@ -84,34 +84,44 @@ class Container(containers.DeclarativeContainer):
     )
 
     checker = providers.Singleton(CodeChecker, vault=vault, otp=otp)
-    verifier = providers.Singleton(Verifier, app=identity_app, checker=checker, tokens=tokens,
-                                   ids=ids)
+    verifier = providers.Singleton(
+        Verifier, app=identity_app, checker=checker, tokens=tokens, ids=ids
+    )
 
     authenticate_api_key = providers.Singleton(AuthenticateApiKey, app=identity_app)
-    create_organisation = providers.Factory(CreateOrganisation, app=identity_app, ids=ids,
-                                            secrets=secrets, clock=clock)
-    issue_api_key = providers.Factory(IssueApiKey, app=identity_app, secrets=secrets,
-                                      clock=clock)
+    create_organisation = providers.Factory(
+        CreateOrganisation, app=identity_app, ids=ids, secrets=secrets, clock=clock
+    )
+    issue_api_key = providers.Factory(IssueApiKey, app=identity_app, secrets=secrets, clock=clock)
     get_policy = providers.Factory(GetPolicy, app=identity_app)
     change_policy = providers.Factory(ChangePolicy, app=identity_app, clock=clock)
     erase_user = providers.Factory(EraseUser, app=identity_app, vault=vault, clock=clock)
 
     start_enrolment = providers.Factory(
-        StartOtpEnrolment, app=identity_app, vault=vault, secrets=secrets, ids=ids,
-        clock=clock, provisioner=provisioner,
+        StartOtpEnrolment,
+        app=identity_app,
+        vault=vault,
+        secrets=secrets,
+        ids=ids,
+        clock=clock,
+        provisioner=provisioner,
     )
-    confirm_enrolment = providers.Factory(ConfirmOtpEnrolment, app=identity_app,
-                                          checker=checker, clock=clock)
+    confirm_enrolment = providers.Factory(
+        ConfirmOtpEnrolment, app=identity_app, checker=checker, clock=clock
+    )
     list_enrolments = providers.Factory(ListEnrolments, app=identity_app)
     revoke_enrolment = providers.Factory(RevokeEnrolment, app=identity_app, clock=clock)
     unlock_enrolment = providers.Factory(UnlockEnrolment, app=identity_app, clock=clock)
-    resynchronise_hotp = providers.Factory(ResynchroniseHotp, app=identity_app, checker=checker,
-                                           otp=otp, vault=vault, clock=clock)
+    resynchronise_hotp = providers.Factory(
+        ResynchroniseHotp, app=identity_app, checker=checker, otp=otp, vault=vault, clock=clock
+    )
 
-    start_authentication = providers.Factory(StartAuthentication, app=identity_app, risk=risk,
-                                             verifier=verifier, ids=ids, clock=clock)
-    verify_authentication = providers.Factory(VerifyAuthentication, app=identity_app,
-                                              verifier=verifier, clock=clock)
+    start_authentication = providers.Factory(
+        StartAuthentication, app=identity_app, risk=risk, verifier=verifier, ids=ids, clock=clock
+    )
+    verify_authentication = providers.Factory(
+        VerifyAuthentication, app=identity_app, verifier=verifier, clock=clock
+    )
     get_authentication = providers.Factory(GetAuthentication, app=identity_app, clock=clock)
 
 

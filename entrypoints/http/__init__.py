@@ -1,0 +1,1 @@
+"""The Litestar HTTP app: JSON API, problem details, OpenAPI 3.1."""

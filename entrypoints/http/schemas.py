@@ -1,0 +1,209 @@
+"""Request and response bodies as msgspec Structs; requests refuse unknown fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+UserId = Annotated[str, Meta(min_length=1, max_length=256, description="The application's user id")]
+Code = Annotated[str, Meta(min_length=1, max_length=32, description="The one-time code as typed")]
+Method = Literal["totp", "hotp"]
+
+
+class Request(Struct, forbid_unknown_fields=True):
+    pass
+
+
+class EnrolmentRequest(Request):
+    method: Method
+    label: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    algorithm: Literal["SHA1", "SHA256", "SHA512"] = "SHA1"
+    digits: Literal[6, 8] = 6
+    period: Annotated[int, Meta(ge=15, le=120)] = 30
+
+
+class ConfirmRequest(Request):
+    code: Code
+
+
+class ResynchroniseRequest(Request):
+    code1: Code
+    code2: Code
+
+
+class RequestContextBody(Request):
+    ip: Annotated[str, Meta(min_length=1, max_length=64, description="The end user's IP")]
+    user_agent: Annotated[str, Meta(max_length=1024)]
+    device_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class StartAuthenticationRequest(Request):
+    user_id: UserId
+    context: RequestContextBody
+    operation: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    method: Method | None = None
+    code: Code | None = None
+    enrolment_id: UUID | None = None
+
+
+class VerifyRequest(Request):
+    method: Method
+    code: Code
+    enrolment_id: UUID | None = None
+
+
+class PolicyChangeRequest(Request):
+    allowed_methods: list[Method] | UnsetType = UNSET
+    login_aal: Annotated[int, Meta(ge=1, le=3)] | UnsetType = UNSET
+    primary_factor_verified: bool | UnsetType = UNSET
+    step_up: (
+        dict[Annotated[str, Meta(min_length=1, max_length=64)], Annotated[int, Meta(ge=1, le=3)]]
+        | UnsetType
+    ) = UNSET
+    risk_response: (
+        dict[Literal["low", "medium", "high"], Literal["allow", "step_up", "deny"]] | UnsetType
+    ) = UNSET
+    max_failed_attempts: Annotated[int, Meta(ge=1, le=100)] | UnsetType = UNSET
+    free_attempts: Annotated[int, Meta(ge=0, le=100)] | UnsetType = UNSET
+    max_backoff_seconds: Annotated[int, Meta(ge=1, le=86400)] | UnsetType = UNSET
+    session_attempts: Annotated[int, Meta(ge=1, le=100)] | UnsetType = UNSET
+    session_ttl_seconds: Annotated[int, Meta(ge=30, le=3600)] | UnsetType = UNSET
+    totp_drift_steps: Annotated[int, Meta(ge=0, le=10)] | UnsetType = UNSET
+    hotp_look_ahead: Annotated[int, Meta(ge=0, le=100)] | UnsetType = UNSET
+    token_ttl_seconds: Annotated[int, Meta(ge=30, le=86400)] | UnsetType = UNSET
+    token_audience: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType | None = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not UNSET}
+
+
+class ApiKeyRequest(Request):
+    role: Literal["application", "admin"]
+    label: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class EnrolmentCreated(Struct):
+    enrolment_id: UUID
+    method: str
+    status: str
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+class EnrolmentStatus(Struct):
+    enrolment_id: UUID
+    status: str
+
+
+class EnrolmentSummary(Struct):
+    enrolment_id: UUID
+    method: str
+    label: str
+    status: Literal["pending", "active", "locked", "revoked"]
+    algorithm: str
+    digits: int
+    period: int
+    created_at: datetime
+    confirmed_at: datetime | None
+    last_used_at: datetime | None
+
+
+class Risk(Struct):
+    score: int
+    level: Literal["low", "medium", "high"]
+    reasons: list[str]
+
+
+class AuthenticationCreated(Struct, omit_defaults=True):
+    authentication_id: UUID
+    status: Literal["pending", "satisfied", "failed", "expired"]
+    required_aal: int | None
+    methods: list[str]
+    risk: Risk
+    expires_at: datetime
+    access_token: str | None = None
+    token_type: Literal["Bearer"] | None = None
+    expires_in: int | None = None
+
+
+class VerifyResponse(Struct, omit_defaults=True):
+    authentication_id: UUID
+    status: Literal["pending", "satisfied"]
+    access_token: str | None = None
+    token_type: Literal["Bearer"] | None = None
+    expires_in: int | None = None
+
+
+class AuthenticationView(Struct):
+    authentication_id: UUID
+    user_id: str
+    status: Literal["pending", "satisfied", "failed", "expired"]
+    required_aal: int | None
+    methods: list[str]
+    risk: Risk
+    operation: str | None
+    aal: int
+    amr: list[str]
+    attempts: int
+    created_at: datetime
+    expires_at: datetime
+    auth_time: datetime | None
+
+
+class PolicyView(Struct):
+    allowed_methods: list[str]
+    login_aal: int
+    primary_factor_verified: bool
+    step_up: dict[str, int]
+    risk_response: dict[str, str]
+    max_failed_attempts: int
+    free_attempts: int
+    max_backoff_seconds: int
+    session_attempts: int
+    session_ttl_seconds: int
+    totp_drift_steps: int
+    hotp_look_ahead: int
+    token_ttl_seconds: int
+    token_audience: str | None
+
+
+class ApiKeyCreated(Struct):
+    key_id: UUID
+    role: str
+    label: str
+    api_key: str
+
+
+class Problem(Struct, omit_defaults=True):
+    """RFC 9457 problem details; extension members appear at the top level."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    retry_after: int | None = None
+    authentication_id: UUID | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class Status(Struct):
+    status: str
+
+
+class JsonWebKey(Struct):
+    kty: str
+    kid: str
+    n: str
+    e: str
+    use: str | None = None
+    alg: str | None = None
+
+
+class JsonWebKeySet(Struct):
+    keys: list[JsonWebKey]
