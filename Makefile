@@ -41,7 +41,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 pytest: $(STAMP) system-deps postgres
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint typecheck contracts pytest
 
