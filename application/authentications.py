@@ -38,6 +38,15 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a login needs from the store, loaded once per request."""
+
+    policy: Policy
+    account: Account
+    enrolments: list[Enrolment]
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """Who is calling: the organisation and the API key (the token's `client_id`)."""
 
@@ -101,8 +110,9 @@ class Verifier:
         code: str,
         enrolment_id: UUID | None,
         at: datetime,
+        loaded: Loaded | None = None,
     ) -> Outcome:
-        policy = self.app.get_policy(caller.org_id)
+        policy = loaded.policy if loaded else self.app.get_policy(caller.org_id)
         if method not in OTP_METHODS or not policy.allows(method):
             raise InvalidRequestError(f"method {method!r} is not available for this login")
         try:
@@ -110,11 +120,14 @@ class Verifier:
         except SessionClosedError as closed:
             self.app.save_changed(session)  # an expiry is recorded once it is noticed
             raise ConflictError(f"the authentication is {closed.status}") from None
-        account = self.app.account_for(caller.org_id, session.user_id)
+        if loaded is None:
+            account = self.app.account_for(caller.org_id, session.user_id)
+            loaded = Loaded(policy, account, self.app.enrolments_of(account))
+        account = loaded.account
         self.checker.check_throttle(account, policy, at=at)
         candidates = [
             e
-            for e in self.app.enrolments_of(account)
+            for e in loaded.enrolments
             if e.method == method and e.is_usable and enrolment_id in (None, e.id)
         ]
         found = self.checker.find_match(code, candidates, policy, account=account, at=at)
@@ -189,7 +202,10 @@ class StartAuthentication:
 
         def decide() -> Outcome:
             now = self.clock.now()
-            session = self._open(session_id, caller, user_id, context, operation, at=now)
+            policy = self.app.get_policy(caller.org_id)
+            account = self.app.account_for(caller.org_id, user_id)
+            loaded = Loaded(policy, account, self.app.enrolments_of(account))
+            session = self._open(session_id, caller, user_id, context, operation, loaded, at=now)
             if method is None or code is None or session.status != "pending":
                 self.app.save(session)
                 return Outcome(session)
@@ -200,6 +216,7 @@ class StartAuthentication:
                 code=code,
                 enrolment_id=enrolment_id,
                 at=now,
+                loaded=loaded,
             )
 
         return retry_on_conflict(decide)
@@ -211,14 +228,13 @@ class StartAuthentication:
         user_id: str,
         context: RequestContext,
         operation: str | None,
+        loaded: Loaded,
         *,
         at: datetime,
     ) -> AuthenticationSession:
-        policy = self.app.get_policy(caller.org_id)
+        policy = loaded.policy
         assessment = self.risk.assess(org_id=caller.org_id, user_id=user_id, context=context, at=at)
         required = policy.required_aal(operation=operation, risk_level=assessment.level)
-        account: Account | None = self.app.find_account(caller.org_id, user_id)
-        enrolments = self.app.enrolments_of(account) if account else []
         return AuthenticationSession.start(
             session_id=session_id,
             org_id=caller.org_id,
@@ -231,7 +247,7 @@ class StartAuthentication:
             operation=operation,
             risk=assessment.as_dict(),
             required_aal=required,
-            methods=usable_methods(enrolments, policy, required_aal=required),
+            methods=usable_methods(loaded.enrolments, policy, required_aal=required),
             primary_factor_verified=policy.settings["primary_factor_verified"],
             max_attempts=policy.settings["session_attempts"],
             ttl=timedelta(seconds=policy.settings["session_ttl_seconds"]),
