@@ -98,9 +98,12 @@ class Database:
         from psycopg import sql
 
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-            )
+            try:
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
+            except psycopg.errors.UniqueViolation:
+                pass  # another process created it at the same moment
 
     def data_key_store(self) -> DataKeyStore:
         if self.kind == "sqlite":

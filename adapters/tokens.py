@@ -102,7 +102,7 @@ class SigningKeyRing:
                 keys.append(self._keys[entry["kid"]])
         return list(reversed(keys))
 
-    def rotate(self, *, now: datetime, activate_after: int = 30) -> str:
+    def rotate(self, *, now: datetime, activate_after: int = 120) -> str:
         if self._fixed_pem:
             raise ValueError("a signing key given by TESSERA_SIGNING_KEY is rotated by changing it")
         self._reload(force=True)

@@ -295,11 +295,16 @@ class PostgresDataKeyStore:
         self._pool = ConnectionPool(
             conninfo, min_size=1, max_size=4, open=True, kwargs={"autocommit": True}
         )
-        self._execute(
-            "CREATE TABLE IF NOT EXISTS {t} (owner uuid PRIMARY KEY, kek_id text NOT NULL, "
-            "wrapped bytea NOT NULL)",
-            (),
-        )
+        from psycopg.errors import UniqueViolation
+
+        try:
+            self._execute(
+                "CREATE TABLE IF NOT EXISTS {t} (owner uuid PRIMARY KEY, kek_id text NOT NULL, "
+                "wrapped bytea NOT NULL)",
+                (),
+            )
+        except UniqueViolation:
+            pass  # another process created it at the same moment (pg_type race)
 
     def _execute(
         self, query: str, params: tuple[object, ...]

@@ -115,6 +115,14 @@ class Verifier:
         policy = loaded.policy if loaded else self.app.get_policy(caller.org_id)
         if method not in OTP_METHODS or not policy.allows(method):
             raise InvalidRequestError(f"method {method!r} is not available for this login")
+        if session.required_aal is not None and (
+            aal_for_factors([method], primary_factor_verified=session.primary_factor_verified)
+            < session.required_aal
+        ):
+            # Refused before any code is judged, so no code is used up in vain.
+            raise InvalidRequestError(
+                f"method {method!r} cannot reach AAL{session.required_aal} for this login"
+            )
         try:
             session.ensure_open(at=at)
         except SessionClosedError as closed:
@@ -138,11 +146,13 @@ class Verifier:
             raise refuse_code(session.id)
         enrolment, moving_factor = found
         enrolment.accept_code(moving_factor, at=at)
+        for other in candidates:
+            other.clear_failures(at=at)  # a miss counted against every candidate is forgiven
         account.clear_failures(by="user", at=at)
         token_claims = None
         if session.verify_factor(method, enrolment.id, at=at):
             token_claims = self._satisfy(session, policy, caller=caller, at=at)
-        self.app.save_changed(session, account, enrolment)
+        self.app.save_changed(session, account, *candidates)
         if token_claims is None:
             return Outcome(session)
         return Outcome(session, self._sign(token_claims, at=at))

@@ -84,6 +84,9 @@ class Enrolment(Aggregate):
         failures: int
         at: datetime
 
+    class FailuresCleared(Aggregate.Event):
+        at: datetime
+
     class Unlocked(Aggregate.Event):
         by: str
         at: datetime
@@ -208,6 +211,11 @@ class Enrolment(Aggregate):
         if not self.locked and self.consecutive_failures >= max_failures:
             self._lock(failures=self.consecutive_failures, at=at)
 
+    def clear_failures(self, *, at: datetime) -> None:
+        """The user proved possession with another authenticator: forget earlier misses."""
+        if self.consecutive_failures and not self.locked:
+            self._clear_failures(at=at)
+
     def unlock(self, *, by: str, at: datetime) -> None:
         if not self.locked and self.consecutive_failures == 0:
             return
@@ -262,6 +270,11 @@ class Enrolment(Aggregate):
     @event(Locked)
     def _lock(self, failures: int, at: datetime) -> None:
         self.locked = True
+
+    @event(FailuresCleared)
+    def _clear_failures(self, at: datetime) -> None:
+        self.consecutive_failures = 0
+        self.last_failure_at = None
 
     @event(Unlocked)
     def _unlock(self, by: str, at: datetime) -> None:

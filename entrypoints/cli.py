@@ -20,7 +20,8 @@ def _serve(args: argparse.Namespace) -> int:
     container = build_container(settings)
     container.identity_app()  # create tables once, before workers start
     container.key_ring()
-    container.signing_keys()  # generate key files once, not in racing workers
+    container.data_keys()
+    container.signing_keys()  # create tables and key files once, not in racing workers
     if args.demo:
         _print_demo(container, settings, port=args.port)
     os.environ["TESSERA_CREATE_TABLES"] = "false"
@@ -154,7 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--kek-only", action="store_true")
     rotate.add_argument("--signing-only", action="store_true")
-    rotate.add_argument("--activate-after", type=int, default=30, metavar="SECONDS")
+    rotate.add_argument(
+        "--activate-after",
+        type=int,
+        default=120,
+        metavar="SECONDS",
+        help="seconds before the new key signs (longer than JWKS caching)",
+    )
     rotate.set_defaults(handler=_keys_rotate)
     return parser
 

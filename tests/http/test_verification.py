@@ -188,3 +188,29 @@ def test_rotating_keys_keeps_secrets_readable_and_publishes_both_signing_keys(
     assert after == before | {new_kid}
     token = _start(client, headers, method="totp", code=enrolled.code()).json()["access_token"]
     assert jwt.get_unverified_header(token)["kid"] == new_kid
+
+
+def test_a_method_that_cannot_reach_the_required_aal_is_refused_without_using_the_code(
+    client, headers, admin_headers, enrol
+) -> None:
+    enrolled = enrol()
+    client.patch("/v1/policy", json={"login_aal": 3}, headers=admin_headers)
+    session = _start(client, headers).json()
+    assert session["required_aal"] == 3 and session["methods"] == []
+    refused = _verify(client, headers, session["authentication_id"], enrolled.code())
+    assert refused.status_code == 422
+    client.patch("/v1/policy", json={"login_aal": 2}, headers=admin_headers)
+    assert _start(client, headers, method="totp", code=enrolled.code()).status_code == 201
+
+
+def test_a_success_forgives_the_misses_counted_against_a_second_authenticator(
+    client, headers, enrol, container, org
+) -> None:
+    first, second = enrol(), enrol()
+    _start(client, headers, method="totp", code="000000")
+    assert _start(client, headers, method="totp", code=first.code()).status_code == 201
+    from uuid import UUID
+
+    for enrolled in (first, second):
+        enrolment = container.identity_app().get_enrolment(UUID(enrolled.id), org_id=org.org_id)
+        assert enrolment.consecutive_failures == 0
