@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -97,13 +98,14 @@ class Database:
         import psycopg
         from psycopg import sql
 
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            try:
-                conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-                )
-            except psycopg.errors.UniqueViolation:
-                pass  # another process created it at the same moment
+        # another process may create the schema at the same moment
+        with (
+            psycopg.connect(self.conninfo, autocommit=True) as conn,
+            contextlib.suppress(psycopg.errors.UniqueViolation),
+        ):
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
 
     def data_key_store(self) -> DataKeyStore:
         if self.kind == "sqlite":

@@ -8,6 +8,7 @@ crypto-shreds every secret sealed for them, even copies inside immutable events.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -297,14 +298,13 @@ class PostgresDataKeyStore:
         )
         from psycopg.errors import UniqueViolation
 
-        try:
+        # another process may create it at the same moment (a pg_type unique violation)
+        with contextlib.suppress(UniqueViolation):
             self._execute(
                 "CREATE TABLE IF NOT EXISTS {t} (owner uuid PRIMARY KEY, kek_id text NOT NULL, "
                 "wrapped bytea NOT NULL)",
                 (),
             )
-        except UniqueViolation:
-            pass  # another process created it at the same moment (pg_type race)
 
     def _execute(
         self, query: str, params: tuple[object, ...]

@@ -68,8 +68,10 @@ def validate_settings(settings: dict[str, Any]) -> None:
     _int("token_ttl_seconds", 30, 86_400)
     if "allowed_methods" in settings:
         methods = settings["allowed_methods"]
-        if not isinstance(methods, list) or not set(methods) <= KNOWN_METHODS:
-            raise InvalidPolicyError(f"allowed_methods must be a list of {sorted(KNOWN_METHODS)}")
+        if not isinstance(methods, list) or not methods or not set(methods) <= KNOWN_METHODS:
+            raise InvalidPolicyError(
+                f"allowed_methods must list one or more of {sorted(KNOWN_METHODS)}"
+            )
     if "primary_factor_verified" in settings and not isinstance(
         settings["primary_factor_verified"], bool
     ):

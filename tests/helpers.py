@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import struct
 from datetime import datetime
@@ -22,6 +21,7 @@ def hotp(key: bytes, counter: int, *, digits: int = 6, algorithm: str = "SHA1") 
     return str(value % 10**digits).zfill(digits)
 
 
-def totp(key: bytes, at: datetime, *, period: int = 30, digits: int = 6,
-         algorithm: str = "SHA1") -> str:
+def totp(
+    key: bytes, at: datetime, *, period: int = 30, digits: int = 6, algorithm: str = "SHA1"
+) -> str:
     return hotp(key, int(at.timestamp()) // period, digits=digits, algorithm=algorithm)

@@ -88,7 +88,7 @@ class EnrolmentController(Controller):
         "/users/{user_id:str}/enrolments",
         status_code=201,
         sync_to_thread=True,
-        responses=problems(*COMMON, 409),
+        responses=problems(*COMMON, 404, 409),
         summary="Enrol an authenticator app",
     )
     def enrol(
@@ -120,7 +120,7 @@ class EnrolmentController(Controller):
     @get(
         "/users/{user_id:str}/enrolments",
         sync_to_thread=True,
-        responses=problems(*COMMON),
+        responses=problems(*COMMON, 404),
         summary="List a user's authenticators (never a secret)",
     )
     def list_enrolments(
@@ -136,7 +136,7 @@ class EnrolmentController(Controller):
         "/users/{user_id:str}",
         status_code=204,
         sync_to_thread=True,
-        responses=problems(*COMMON, 403),
+        responses=problems(*COMMON, 403, 404),
         summary="Erase a user: revoke every authenticator and crypto-shred their secrets",
     )
     def erase_user(

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from dependency_injector import providers
-from litestar import Litestar, MediaType, Response, get
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import MutableScopeHeaders
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
+from litestar.types import Message, Scope
 
+from application.organisations import Principal
 from entrypoints.container import Container
 from entrypoints.http.api import (
     AuthenticationController,
@@ -18,6 +22,8 @@ from entrypoints.http.api import (
     OrganisationController,
     principal_from,
 )
+from entrypoints.http.bodies import JsonBodyRequest, check_body
+from entrypoints.http.openapi import JsonSchemaPlugin, YamlSchemaPlugin
 from entrypoints.http.problems import handle_exception, problem_response, problems
 from entrypoints.http.schemas import JsonWebKeySet, Status
 
@@ -49,12 +55,12 @@ def health() -> Status:
     summary="Readiness: the store answers",
     responses=problems(500, 503),
 )
-def ready(identity_app: NamedDependency[Any]) -> Response[Any]:
+def ready(identity_app: NamedDependency[Any]) -> Status:
     try:
         identity_app.recorder.max_notification_id()
     except Exception:
-        return problem_response(503, "The event store does not answer.")
-    return Response(Status(status="ready"))
+        raise ServiceUnavailableException("The event store does not answer.") from None
+    return Status(status="ready")
 
 
 @get(
@@ -68,6 +74,41 @@ def jwks(tokens: NamedDependency[Any]) -> Response[JsonWebKeySet]:
     return Response(
         tokens.jwks(), headers={"Cache-Control": "public, max-age=60"}, media_type=MediaType.JSON
     )
+
+
+async def principal_then_body(
+    request: Request[Any, Any, Any], authenticate_api_key: NamedDependency[Any]
+) -> Principal:
+    """Authenticate first, then check the body, so a caller without a key gets 401, never 422."""
+    principal = principal_from(request, authenticate_api_key)
+    await check_body(request)
+    return principal
+
+
+async def complete_allow_header(message: Message, scope: Scope) -> None:
+    """Answer OPTIONS with every method of the path.
+
+    Litestar 2.25 builds a controller's route one handler at a time and keeps the OPTIONS handler
+    of the first, so `Allow` lists only the methods registered before it (GET /v1/policy is
+    missing from `Allow: OPTIONS, PATCH`); the route itself knows them all.
+    """
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    template = scope.get("path_template")
+    app = scope.get("litestar_app")
+    if template is None or app is None:
+        return
+    for route in app.routes:
+        if isinstance(route, HTTPRoute) and route.path_format == template:
+            MutableScopeHeaders.from_message(message)["Allow"] = ", ".join(sorted(route.methods))
+            return
+
+
+def html_not_found_as_problem(response: Response[Any]) -> Response[Any]:
+    """Litestar answers unknown paths under /schema/ with an HTML page: make that a problem too."""
+    if response.status_code == 404 and response.media_type == MediaType.HTML:
+        return problem_response(404, "Not found.")
+    return response
 
 
 def create_app(container: Container) -> Litestar:
@@ -92,7 +133,7 @@ def create_app(container: Container) -> Litestar:
             "erase_user",
         )
     }
-    dependencies["principal"] = Provide(principal_from, sync_to_thread=False)
+    dependencies["principal"] = Provide(principal_then_body)
     settings = container.settings()
     return Litestar(
         route_handlers=[
@@ -105,6 +146,9 @@ def create_app(container: Container) -> Litestar:
         ],
         dependencies=dependencies,
         exception_handlers={Exception: handle_exception},
+        before_send=[complete_allow_header],
+        request_class=JsonBodyRequest,
+        after_request=html_not_found_as_problem,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Tessera",
@@ -113,8 +157,8 @@ def create_app(container: Container) -> Litestar:
             "application/problem+json.",
             path="/schema",
             render_plugins=[
-                JsonRenderPlugin(path=["/", "/openapi.json"]),
-                YamlRenderPlugin(path="/openapi.yaml"),
+                JsonSchemaPlugin(path=["/", "/openapi.json"]),
+                YamlSchemaPlugin(path="/openapi.yaml"),
             ],
             components=Components(
                 security_schemes={

@@ -71,16 +71,12 @@ def problem_response(
 
 
 def _validation(exc: ValidationException) -> Response[Problem]:
-    errors = exc.extra if isinstance(exc.extra, list) else None
-    messages = " ".join(str(e.get("message", "")) for e in errors or [] if isinstance(e, dict))
-    if "malformed" in messages.lower() or (
-        "json" in messages.lower() and "decode" in messages.lower()
-    ):
-        return problem_response(400, "The body is not valid JSON.", errors=errors)
+    errors = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else None
+    messages = " ".join(str(e.get("message", "")) for e in errors or [])
     return problem_response(
         422,
         "The request does not match the schema: " + (messages or str(exc.detail)),
-        errors=errors,
+        errors=errors or None,
     )
 
 

@@ -12,6 +12,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 UserId = Annotated[str, Meta(min_length=1, max_length=256, description="The application's user id")]
 Code = Annotated[str, Meta(min_length=1, max_length=32, description="The one-time code as typed")]
 Method = Literal["totp", "hotp"]
+Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339, in UTC")]
 
 
 class Request(Struct, forbid_unknown_fields=True):
@@ -56,6 +57,21 @@ class VerifyRequest(Request):
     enrolment_id: UUID | None = None
 
 
+RiskAction = Literal["allow", "step_up", "deny"]
+
+
+class RiskResponseChange(Request):
+    """What to do at each risk level; a Struct, not a dict, so the schema names the levels."""
+
+    low: RiskAction | UnsetType = UNSET
+    medium: RiskAction | UnsetType = UNSET
+    high: RiskAction | UnsetType = UNSET
+
+
+def _set_fields(struct: Struct) -> dict[str, Any]:
+    return {k: v for k, v in msgspec.structs.asdict(struct).items() if v is not UNSET}
+
+
 class PolicyChangeRequest(Request):
     allowed_methods: list[Method] | UnsetType = UNSET
     login_aal: Annotated[int, Meta(ge=1, le=3)] | UnsetType = UNSET
@@ -64,9 +80,7 @@ class PolicyChangeRequest(Request):
         dict[Annotated[str, Meta(min_length=1, max_length=64)], Annotated[int, Meta(ge=1, le=3)]]
         | UnsetType
     ) = UNSET
-    risk_response: (
-        dict[Literal["low", "medium", "high"], Literal["allow", "step_up", "deny"]] | UnsetType
-    ) = UNSET
+    risk_response: RiskResponseChange | UnsetType = UNSET
     max_failed_attempts: Annotated[int, Meta(ge=1, le=100)] | UnsetType = UNSET
     free_attempts: Annotated[int, Meta(ge=0, le=100)] | UnsetType = UNSET
     max_backoff_seconds: Annotated[int, Meta(ge=1, le=86400)] | UnsetType = UNSET
@@ -78,7 +92,9 @@ class PolicyChangeRequest(Request):
     token_audience: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType | None = UNSET
 
     def changes(self) -> dict[str, Any]:
-        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not UNSET}
+        return {
+            k: _set_fields(v) if isinstance(v, Struct) else v for k, v in _set_fields(self).items()
+        }
 
 
 class ApiKeyRequest(Request):
@@ -108,9 +124,9 @@ class EnrolmentSummary(Struct):
     algorithm: str
     digits: int
     period: int
-    created_at: datetime
-    confirmed_at: datetime | None
-    last_used_at: datetime | None
+    created_at: Timestamp
+    confirmed_at: Timestamp | None
+    last_used_at: Timestamp | None
 
 
 class Risk(Struct):
@@ -125,7 +141,7 @@ class AuthenticationCreated(Struct, omit_defaults=True):
     required_aal: int | None
     methods: list[str]
     risk: Risk
-    expires_at: datetime
+    expires_at: Timestamp
     access_token: str | None = None
     token_type: Literal["Bearer"] | None = None
     expires_in: int | None = None
@@ -150,9 +166,9 @@ class AuthenticationView(Struct):
     aal: int
     amr: list[str]
     attempts: int
-    created_at: datetime
-    expires_at: datetime
-    auth_time: datetime | None
+    created_at: Timestamp
+    expires_at: Timestamp
+    auth_time: Timestamp | None
 
 
 class PolicyView(Struct):

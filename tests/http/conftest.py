@@ -18,8 +18,10 @@ class Enrolled:
         self._clock = clock
 
     def code(self, offset_steps: int = 0) -> str:
-        return totp(self.key, self._clock.now() + __import__("datetime").timedelta(
-            seconds=30 * offset_steps))
+        return totp(
+            self.key,
+            self._clock.now() + __import__("datetime").timedelta(seconds=30 * offset_steps),
+        )
 
     def hotp(self, counter: int) -> str:
         return hotp(self.key, counter)
@@ -27,16 +29,24 @@ class Enrolled:
 
 @pytest.fixture
 def enrol(client, headers, clock) -> Callable[..., Enrolled]:  # type: ignore[no-untyped-def]
-    def _enrol(user_id: str = "alice", method: str = "totp", confirm: bool = True,
-               hdrs: dict[str, str] | None = None) -> Enrolled:
-        response = client.post(f"/v1/users/{user_id}/enrolments", json={"method": method},
-                               headers=hdrs or headers)
+    def _enrol(
+        user_id: str = "alice",
+        method: str = "totp",
+        confirm: bool = True,
+        hdrs: dict[str, str] | None = None,
+    ) -> Enrolled:
+        response = client.post(
+            f"/v1/users/{user_id}/enrolments", json={"method": method}, headers=hdrs or headers
+        )
         assert response.status_code == 201, response.text
         enrolled = Enrolled(response.json(), clock)
         if confirm:
             code = enrolled.code() if method == "totp" else enrolled.hotp(0)
-            confirmed = client.post(f"/v1/enrolments/{enrolled.id}/confirm", json={"code": code},
-                                    headers=hdrs or headers)
+            confirmed = client.post(
+                f"/v1/enrolments/{enrolled.id}/confirm",
+                json={"code": code},
+                headers=hdrs or headers,
+            )
             assert confirmed.status_code == 200, confirmed.text
             clock.advance(30)
         return enrolled

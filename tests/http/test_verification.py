@@ -9,13 +9,19 @@ from tests.http.conftest import context
 
 
 def _start(client, headers, user="alice", **extra):  # type: ignore[no-untyped-def]
-    return client.post("/v1/authentications", headers=headers,
-                       json={"user_id": user, "context": context(), **extra})
+    return client.post(
+        "/v1/authentications",
+        headers=headers,
+        json={"user_id": user, "context": context(), **extra},
+    )
 
 
 def _verify(client, headers, session_id, code, method="totp"):  # type: ignore[no-untyped-def]
-    return client.post(f"/v1/authentications/{session_id}/verify", headers=headers,
-                       json={"method": method, "code": code})
+    return client.post(
+        f"/v1/authentications/{session_id}/verify",
+        headers=headers,
+        json={"method": method, "code": code},
+    )
 
 
 def test_a_code_is_accepted_once_and_refused_the_second_time(client, headers, enrol) -> None:
@@ -38,19 +44,23 @@ def test_the_one_call_form_answers_with_a_token(client, headers, enrol) -> None:
     assert body["access_token"] and body["expires_in"] == 300
 
 
-def test_tokens_verify_with_pyjwt_against_the_published_jwks(client, headers, enrol, org,
-                                                             clock) -> None:
+def test_tokens_verify_with_pyjwt_against_the_published_jwks(
+    client, headers, enrol, org, clock
+) -> None:
     enrolled = enrol()
     token = _start(client, headers, method="totp", code=enrolled.code()).json()["access_token"]
     jwks = jwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
     header = jwt.get_unverified_header(token)
     assert header["typ"] == "at+jwt" and header["alg"] == "RS256"
     key = next(k for k in jwks.keys if k.key_id == header["kid"])
-    claims = jwt.decode(token, key=key.key, algorithms=["RS256"],
-                        audience=f"urn:tessera:org:{org.org_id}",
-                        issuer="http://localhost:8000",
-                        options={"require": ["exp", "iat", "sub", "jti", "aud", "iss"],
-                                 "verify_exp": False})
+    claims = jwt.decode(
+        token,
+        key=key.key,
+        algorithms=["RS256"],
+        audience=f"urn:tessera:org:{org.org_id}",
+        issuer="http://localhost:8000",
+        options={"require": ["exp", "iat", "sub", "jti", "aud", "iss"], "verify_exp": False},
+    )
     assert claims["sub"] == "alice" and claims["amr"] == ["otp"]
     assert claims["acr"] == "http://idmanagement.gov/ns/assurance/aal/2"
     assert claims["auth_time"] == int(clock.now().timestamp()) == claims["iat"]
@@ -114,8 +124,11 @@ def test_hotp_accepts_codes_ahead_within_the_look_ahead_and_resynchronises(
     assert _start(client, headers, method="hotp", code=enrolled.hotp(3)).status_code == 201
     assert _start(client, headers, method="hotp", code=enrolled.hotp(2)).status_code == 401
     assert _start(client, headers, method="hotp", code=enrolled.hotp(40)).status_code == 401
-    resync = client.post(f"/v1/enrolments/{enrolled.id}/resync", headers=headers,
-                         json={"code1": enrolled.hotp(50), "code2": enrolled.hotp(51)})
+    resync = client.post(
+        f"/v1/enrolments/{enrolled.id}/resync",
+        headers=headers,
+        json={"code1": enrolled.hotp(50), "code2": enrolled.hotp(51)},
+    )
     assert resync.status_code == 200
     assert _start(client, headers, method="hotp", code=enrolled.hotp(51)).status_code == 401
     assert _start(client, headers, method="hotp", code=enrolled.hotp(52)).status_code == 201
@@ -125,8 +138,9 @@ def test_a_pending_enrolment_cannot_verify_a_login(client, headers, enrol) -> No
     enrolled = enrol(confirm=False)
     session = _start(client, headers).json()
     assert session["methods"] == []
-    assert _verify(client, headers, session["authentication_id"],
-                   enrolled.code()).status_code == 401
+    assert (
+        _verify(client, headers, session["authentication_id"], enrolled.code()).status_code == 401
+    )
 
 
 def test_a_revoked_enrolment_stops_working_at_once(client, headers, enrol) -> None:
@@ -136,11 +150,13 @@ def test_a_revoked_enrolment_stops_working_at_once(client, headers, enrol) -> No
     assert client.get("/v1/users/alice/enrolments", headers=headers).json() == []
 
 
-def test_erasing_a_user_crypto_shreds_their_secrets(client, headers, admin_headers, enrol,
-                                                    container, org) -> None:
+def test_erasing_a_user_crypto_shreds_their_secrets(
+    client, headers, admin_headers, enrol, container, org
+) -> None:
     enrolled = enrol()
     enrolment = container.identity_app().get_enrolment(
-        __import__("uuid").UUID(enrolled.id), org_id=org.org_id)
+        __import__("uuid").UUID(enrolled.id), org_id=org.org_id
+    )
     assert client.delete("/v1/users/alice", headers=headers).status_code == 403
     assert client.delete("/v1/users/alice", headers=admin_headers).status_code == 204
     from application.ports import SecretUnavailableError
@@ -169,8 +185,7 @@ def test_the_policy_is_read_by_any_key_and_changed_only_by_administrators(
     assert client.patch("/v1/policy", json=change, headers=headers).status_code == 403
     changed = client.patch("/v1/policy", json=change, headers=admin_headers)
     assert changed.status_code == 200 and changed.json()["max_failed_attempts"] == 5
-    too_many = client.patch("/v1/policy", json={"max_failed_attempts": 101},
-                            headers=admin_headers)
+    too_many = client.patch("/v1/policy", json={"max_failed_attempts": 101}, headers=admin_headers)
     assert too_many.status_code == 422
     assert client.get("/v1/policy", headers=headers).json()["max_failed_attempts"] == 5
 

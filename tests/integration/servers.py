@@ -32,8 +32,14 @@ def tessera_env(home: Path, database_url: str | None = None) -> dict[str, str]:
 
 
 def create_org(env: dict[str, str], name: str = "Acme") -> dict[str, str]:
-    out = subprocess.run([TESSERA, "org", "create", name, "--json"], env=env, check=True,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [TESSERA, "org", "create", name, "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return dict(json.loads(out.stdout))
 
 
@@ -41,8 +47,11 @@ def create_org(env: dict[str, str], name: str = "Acme") -> dict[str, str]:
 def running_server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        [TESSERA, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
-         str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [TESSERA, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

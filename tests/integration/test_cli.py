@@ -21,11 +21,13 @@ from tests.integration.servers import (
 )
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["org"], ["org", "create"], ["keys"],
-                                     ["keys", "rotate"]])
+@pytest.mark.parametrize(
+    "command", [[], ["serve"], ["org"], ["org", "create"], ["keys"], ["keys", "rotate"]]
+)
 def test_every_command_has_help(command: list[str]) -> None:
-    result = subprocess.run([TESSERA, *command, "--help"], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [TESSERA, *command, "--help"], capture_output=True, text=True, check=True
+    )
     assert result.stdout.startswith("usage: tessera")
 
 
@@ -41,11 +43,13 @@ def test_keys_rotate_rewraps_data_keys_and_adds_a_signing_key(tmp_path: Path) ->
     org = create_org(env)
     auth = {"Authorization": f"Bearer {org['api_key']}"}
     with running_server(env) as base:
-        body = httpx.post(f"{base}/v1/users/alice/enrolments", json={"method": "totp"},
-                          headers=auth).json()
+        body = httpx.post(
+            f"{base}/v1/users/alice/enrolments", json={"method": "totp"}, headers=auth
+        ).json()
         kids_before = {k["kid"] for k in httpx.get(f"{base}/.well-known/jwks.json").json()["keys"]}
-    result = subprocess.run([TESSERA, "keys", "rotate"], env=env, capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [TESSERA, "keys", "rotate"], env=env, capture_output=True, text=True, check=True
+    )
     assert "1 data keys re-wrapped" in result.stdout
     kek = json.loads((tmp_path / "keys" / "kek.json").read_text())
     assert len(kek["keys"]) == 2
@@ -53,8 +57,11 @@ def test_keys_rotate_rewraps_data_keys_and_adds_a_signing_key(tmp_path: Path) ->
         from datetime import UTC, datetime
 
         code = totp(b32decode(body["secret"]), datetime.now(UTC))
-        confirmed = httpx.post(f"{base}/v1/enrolments/{body['enrolment_id']}/confirm",
-                               json={"code": code}, headers=auth)
+        confirmed = httpx.post(
+            f"{base}/v1/enrolments/{body['enrolment_id']}/confirm",
+            json={"code": code},
+            headers=auth,
+        )
         assert confirmed.status_code == 200
         kids_after = {k["kid"] for k in httpx.get(f"{base}/.well-known/jwks.json").json()["keys"]}
     assert kids_before < kids_after and len(kids_after) == 2
@@ -62,9 +69,13 @@ def test_keys_rotate_rewraps_data_keys_and_adds_a_signing_key(tmp_path: Path) ->
 
 def test_serve_demo_prints_api_keys_that_work(tmp_path: Path) -> None:
     port = free_port()
-    server = subprocess.Popen([TESSERA, "serve", "--demo", "--port", str(port)],
-                              env=tessera_env(tmp_path), stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
+    server = subprocess.Popen(
+        [TESSERA, "serve", "--demo", "--port", str(port)],
+        env=tessera_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         printed = ""
         while "administrator API key" not in printed:
@@ -74,8 +85,9 @@ def test_serve_demo_prints_api_keys_that_work(tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/v1/policy",
-                                     headers={"Authorization": f"Bearer {key}"})
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/policy", headers={"Authorization": f"Bearer {key}"}
+                )
                 break
             except httpx.TransportError:
                 time.sleep(0.1)

@@ -35,8 +35,9 @@ def test_the_same_code_racing_on_two_servers_succeeds_exactly_once(
                 # confirm with the previous step's code, so the current one is still unused
                 now = datetime.now(UTC).timestamp()
                 code = totp(key, datetime.fromtimestamp(now - 30, UTC))
-                confirmed = client.post(f"/v1/enrolments/{body['enrolment_id']}/confirm",
-                                        json={"code": code})
+                confirmed = client.post(
+                    f"/v1/enrolments/{body['enrolment_id']}/confirm", json={"code": code}
+                )
                 assert confirmed.status_code == 200, confirmed.text
 
         clients = [httpx.Client(base_url=b, headers=auth, timeout=30) for b in (first, second)]
@@ -46,15 +47,24 @@ def test_the_same_code_racing_on_two_servers_succeeds_exactly_once(
             user = f"u{n}"
             code = totp(keys[user], datetime.now(UTC))
             barrier.wait()
-            response = clients[racer % 2].post("/v1/authentications", json={
-                "user_id": user, "context": {"ip": "192.0.2.1", "user_agent": "race"},
-                "method": "totp", "code": code})
+            response = clients[racer % 2].post(
+                "/v1/authentications",
+                json={
+                    "user_id": user,
+                    "context": {"ip": "192.0.2.1", "user_agent": "race"},
+                    "method": "totp",
+                    "code": code,
+                },
+            )
             return user, response.status_code, response.json().get("status", "")
 
         try:
             with ThreadPoolExecutor(max_workers=USERS * RACERS) as pool:
-                results = list(pool.map(lambda a: race(*a),
-                                        [(n, r) for n in range(USERS) for r in range(RACERS)]))
+                results = list(
+                    pool.map(
+                        lambda a: race(*a), [(n, r) for n in range(USERS) for r in range(RACERS)]
+                    )
+                )
         finally:
             for c in clients:
                 c.close()
@@ -64,5 +74,8 @@ def test_the_same_code_racing_on_two_servers_succeeds_exactly_once(
         winners = [m for m in mine if m == (201, "satisfied")]
         assert len(winners) == 1, mine
         assert all(status in (201, 401, 429) for status, _ in mine), mine
-        assert not any(status == 201 and state == "satisfied" for status, state in
-                       mine if (status, state) not in winners)
+        assert not any(
+            status == 201 and state == "satisfied"
+            for status, state in mine
+            if (status, state) not in winners
+        )

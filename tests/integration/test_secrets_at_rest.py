@@ -16,21 +16,29 @@ from tests.helpers import b32decode
 def _enrol_many(client: TestClient, headers: dict[str, str]) -> list[bytes]:  # type: ignore[type-arg]
     secrets = []
     for n, algorithm in enumerate(["SHA1", "SHA256", "SHA512", "SHA1"]):
-        body = client.post(f"/v1/users/user{n}/enrolments", headers=headers,
-                           json={"method": "totp" if n % 2 else "hotp",
-                                 "algorithm": algorithm}).json()
+        body = client.post(
+            f"/v1/users/user{n}/enrolments",
+            headers=headers,
+            json={"method": "totp" if n % 2 else "hotp", "algorithm": algorithm},
+        ).json()
         secrets.append(b32decode(body["secret"]))
     return secrets
 
 
 def _forms(secret: bytes) -> list[bytes]:
     b32 = base64.b32encode(secret)
-    return [secret, b32, b32.rstrip(b"="), b32.lower(), secret.hex().encode(),
-            base64.b64encode(secret), base64.urlsafe_b64encode(secret).rstrip(b"=")]
+    return [
+        secret,
+        b32,
+        b32.rstrip(b"="),
+        b32.lower(),
+        secret.hex().encode(),
+        base64.b64encode(secret),
+        base64.urlsafe_b64encode(secret).rstrip(b"="),
+    ]
 
 
-def test_no_secret_appears_in_the_database(client, headers, store_url: str,
-                                           tmp_path: Path) -> None:
+def test_no_secret_appears_in_the_database(client, headers, store_url: str, tmp_path: Path) -> None:
     secrets = _enrol_many(client, headers)
     if store_url.startswith("sqlite"):
         dump = b"".join(p.read_bytes() for p in tmp_path.glob("tessera.db*"))
@@ -38,13 +46,16 @@ def test_no_secret_appears_in_the_database(client, headers, store_url: str,
         schema = store_url.split("schema=")[1]
         dump = b""
         with psycopg.connect(PG_URL) as conn:
-            tables = conn.execute("SELECT table_name FROM information_schema.tables WHERE "
-                                  "table_schema = %s", (schema,)).fetchall()
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            ).fetchall()
             assert tables
             for (table,) in tables:
-                for row in conn.execute(f'SELECT * FROM "{schema}"."{table}"'):  # noqa: S608
+                for row in conn.execute(f'SELECT * FROM "{schema}"."{table}"'):
                     dump += repr(row).encode() + b"".join(
-                        bytes(v) for v in row if isinstance(v, bytes | memoryview))
+                        bytes(v) for v in row if isinstance(v, bytes | memoryview)
+                    )
     assert len(dump) > 1000
     for secret in secrets:
         for form in _forms(secret):
@@ -52,8 +63,7 @@ def test_no_secret_appears_in_the_database(client, headers, store_url: str,
 
 
 @pytest.mark.parametrize("path", ["kek.json", "signing.json"])
-def test_key_files_are_private_to_their_owner(client, headers, tmp_path: Path,
-                                              path: str) -> None:
+def test_key_files_are_private_to_their_owner(client, headers, tmp_path: Path, path: str) -> None:
     _enrol_many(client, headers)
     client.get("/.well-known/jwks.json")
     assert (tmp_path / "keys" / path).stat().st_mode & 0o077 == 0

@@ -27,8 +27,15 @@ T0 = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
 
 def _enrolment(method: str = "totp") -> Enrolment:
-    return Enrolment.start(enrolment_id=uuid4(), org_id=uuid4(), user_id="alice", method=method,
-                           label="phone", secret_ref="tsv1.x", at=T0)
+    return Enrolment.start(
+        enrolment_id=uuid4(),
+        org_id=uuid4(),
+        user_id="alice",
+        method=method,
+        label="phone",
+        secret_ref="tsv1.x",
+        at=T0,
+    )
 
 
 def _replayed(aggregate: Aggregate) -> Any:
@@ -40,9 +47,19 @@ def _replayed(aggregate: Aggregate) -> Any:
 
 def _session(**overrides: Any) -> AuthenticationSession:
     values: dict[str, Any] = dict(
-        session_id=uuid4(), org_id=uuid4(), user_id="alice", context={}, operation=None,
-        risk={"score": 0, "level": "low", "reasons": []}, required_aal=2, methods=["totp"],
-        primary_factor_verified=True, max_attempts=3, ttl=timedelta(minutes=5), at=T0)
+        session_id=uuid4(),
+        org_id=uuid4(),
+        user_id="alice",
+        context={},
+        operation=None,
+        risk={"score": 0, "level": "low", "reasons": []},
+        required_aal=2,
+        methods=["totp"],
+        primary_factor_verified=True,
+        max_attempts=3,
+        ttl=timedelta(minutes=5),
+        at=T0,
+    )
     values.update(overrides)
     return AuthenticationSession.start(**values)
 
@@ -70,9 +87,15 @@ def test_an_hotp_counter_moves_past_the_matched_value() -> None:
 def test_unsupported_otp_parameters_are_refused() -> None:
     for kwargs in ({"algorithm": "MD5"}, {"digits": 7}, {"period": 300}, {"method": "sms"}):
         with pytest.raises(InvalidOtpParametersError):
-            Enrolment.start(enrolment_id=uuid4(), org_id=uuid4(), user_id="a",
-                            label="x", secret_ref="r", at=T0,
-                            **{"method": "totp", **kwargs})  # type: ignore[arg-type]
+            Enrolment.start(
+                enrolment_id=uuid4(),
+                org_id=uuid4(),
+                user_id="a",
+                label="x",
+                secret_ref="r",
+                at=T0,
+                **{"method": "totp", **kwargs},
+            )  # type: ignore[arg-type]
 
 
 def test_consecutive_failures_lock_at_the_limit_and_an_unlock_clears_them() -> None:
@@ -119,7 +142,8 @@ def test_replaying_an_enrolments_events_rebuilds_the_same_state(commands: list[s
     rebuilt = _replayed(enrolment)
     assert rebuilt.version == version
     assert {k: v for k, v in vars(rebuilt).items() if k != "_pending_events"} == {
-        k: v for k, v in state.items() if k != "_pending_events"}
+        k: v for k, v in state.items() if k != "_pending_events"
+    }
     assert not (rebuilt.locked and rebuilt.consecutive_failures < 5)
 
 
