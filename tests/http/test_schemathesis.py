@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PG_URL
+from tests.servers import create_org, running_server, tessera_env
 
 BIN = Path(sys.executable).parent
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -32,63 +28,15 @@ class LiveServer:
     keys: dict[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the server was not ready within 30 s:\n{log.read_text()}")
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    env["TESSERA_HOME"] = str(tmp_path / "home")
+    url = None
     if request.param == "postgres":
-        schema = request.getfixturevalue("pg_schema")
-        env["TESSERA_DATABASE_URL"] = f"{PG_URL}?schema={schema}"
-    created = subprocess.run(
-        [BIN / "tessera", "org", "create", "Acme", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    org = json.loads(created.stdout)
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [BIN / "tessera", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        _wait_until_ready(f"{base_url}/ready", server, log)
+        url = f"{PG_URL}?schema={request.getfixturevalue('pg_schema')}"
+    env = tessera_env(tmp_path / "home", url)
+    org = create_org(env)
+    with running_server(env) as base_url:
         yield LiveServer(base_url, {"application": org["api_key"], "admin": org["admin_api_key"]})
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
 
 
 @pytest.mark.parametrize("role", ["application", "admin"])

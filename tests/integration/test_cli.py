@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.helpers import b32decode, totp
-from tests.integration.servers import (
+from tests.servers import (
     TESSERA,
     create_org,
     free_port,

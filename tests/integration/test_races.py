@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import PG_URL
 from tests.helpers import b32decode, totp
-from tests.integration.servers import create_org, running_server, tessera_env
+from tests.servers import create_org, running_server, tessera_env
 
 pytestmark = pytest.mark.slow
 

@@ -45,26 +45,39 @@ def create_org(env: dict[str, str], name: str = "Acme") -> dict[str, str]:
 
 @contextmanager
 def running_server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
+    """A `tessera serve` on a free port, ready; its output goes to a log file in TESSERA_HOME."""
     port = free_port()
-    process = subprocess.Popen(
-        [TESSERA, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = Path(env["TESSERA_HOME"]) / f"server-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                TESSERA,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise RuntimeError("server exited: " + process.stderr.read().decode()[-2000:])
+                raise RuntimeError(f"server exited {process.returncode}: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(base + "/ready", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError("server did not become ready")
+                raise TimeoutError("server did not become ready: " + log.read_text()[-2000:])
             time.sleep(0.1)
         yield base
     finally:
