@@ -66,6 +66,13 @@ class Database:
     def eventsourcing_env(
         self, *, create_tables: bool = True, pool_size: int = 5
     ) -> dict[str, str]:
+        # Aggregates stay cached in memory and are fast-forwarded from the store on every get
+        # (one query for newer events), so a get never replays a long history; copies are
+        # handed out, so a refused command cannot corrupt the cache.
+        cache = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
+        return cache | self._store_env(create_tables=create_tables, pool_size=pool_size)
+
+    def _store_env(self, *, create_tables: bool, pool_size: int) -> dict[str, str]:
         if self.kind == "memory":
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         if self.kind == "sqlite":
