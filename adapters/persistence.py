@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from adapters.audit_store import PostgresAuditTrailView, SqliteAuditTrailView
 from adapters.vault import (
     DataKeyStore,
     InMemoryDataKeyStore,
     PostgresDataKeyStore,
     SqliteDataKeyStore,
 )
+from application.audit import AuditTrailView
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +127,38 @@ class Database:
         if self.kind == "postgres":
             return PostgresDataKeyStore(self.conninfo, self.schema)
         return InMemoryDataKeyStore()
+
+    def projection_sqlite_path(self, name: str) -> str:
+        """SQLite keeps each projection in a file beside the events: `tessera.db` ->
+        `tessera.audit.db` (its tracking table is always called `tracking`)."""
+        path = Path(self.sqlite_path)
+        return str(path.with_name(f"{path.stem}.{name}{path.suffix or '.db'}"))
+
+    def audit_view(
+        self, *, name: str = "audit", sqlite_path: str | None = None, create_tables: bool = True
+    ) -> AuditTrailView:
+        """The audit trail's view. PostgreSQL: tables `<name>_tracking`, `<name>_records`,
+        `<name>_heads`, `<name>_subjects` in the schema; SQLite: its own file."""
+        if self.kind == "postgres":
+            env = self._store_env(create_tables=create_tables, pool_size=2)
+            factory = InfrastructureFactory.construct(Environment(name, env))
+            return cast(
+                AuditTrailView,
+                factory.tracking_recorder(PostgresAuditTrailView),
+            )
+        if self.kind == "sqlite":
+            dbname = sqlite_path or self.projection_sqlite_path(name)
+            Path(dbname).parent.mkdir(parents=True, exist_ok=True)
+        else:  # memory: a private in-memory SQLite database per view
+            dbname = f"file:tessera-{name}-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": dbname,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "true",
+        }
+        factory = InfrastructureFactory.construct(Environment(name, env))
+        return cast(
+            AuditTrailView,
+            factory.tracking_recorder(SqliteAuditTrailView),
+        )

@@ -1,0 +1,445 @@
+"""Audit trail: every domain event as a record, hash-chained per organisation; never a secret."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import abstractmethod
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import CanMutateAggregate
+from eventsourcing.persistence import Tracking, TrackingRecorder
+
+from domain.account import Account
+from domain.authentication import AuthenticationSession
+from domain.enrolment import Enrolment
+from domain.organisation import ApiKey, Organisation
+from domain.policy import Policy
+
+GENESIS_HASH = "0" * 64
+OUTCOMES = ("success", "failure", "info")
+ACTOR_TYPES = ("user", "application_key", "administrator", "system")
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What the trail remembers of an aggregate, so later events can name its org and user.
+
+    Filled from creating events (`Enrolment.Started`, `AuthenticationSession.Started`, ...):
+    most later events carry only the aggregate id.
+    """
+
+    aggregate_id: UUID
+    org_id: UUID
+    kind: str  # "enrolment" | "authentication" | "account" | "policy" | "organisation" | "api_key"
+    user_id: str | None = None
+    method: str | None = None
+    role: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One event as an auditor reads it: who did what to whom, when, and how it went."""
+
+    org_id: UUID
+    position: int  # the event's notification id
+    event_id: str  # "<aggregate id>/<version>": an event's identity in the store
+    at: datetime
+    subject_id: UUID
+    user_id: str | None
+    actor_type: str
+    actor_id: str | None
+    action: str
+    outcome: str
+    method: str | None
+    ip: str | None
+    user_agent: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def canonical(self, seq: int, prev_hash: str) -> bytes:
+        """The bytes the chain hashes: every field, sorted keys, no whitespace, UTC times."""
+        fields = {
+            "org_id": str(self.org_id),
+            "seq": seq,
+            "position": self.position,
+            "event_id": self.event_id,
+            "at": iso(self.at),
+            "subject_id": str(self.subject_id),
+            "user_id": self.user_id,
+            "actor_type": self.actor_type,
+            "actor_id": self.actor_id,
+            "action": self.action,
+            "outcome": self.outcome,
+            "method": self.method,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "details": self.details,
+            "prev_hash": prev_hash,
+        }
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """A stored entry: its place in its organisation's chain and the chain's hashes."""
+
+    entry: AuditEntry
+    seq: int
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "org_id": str(e.org_id),
+            "seq": self.seq,
+            "position": e.position,
+            "event_id": e.event_id,
+            "at": iso(e.at),
+            "subject_id": str(e.subject_id),
+            "user_id": e.user_id,
+            "actor_type": e.actor_type,
+            "actor_id": e.actor_id,
+            "action": e.action,
+            "outcome": e.outcome,
+            "method": e.method,
+            "ip": e.ip,
+            "user_agent": e.user_agent,
+            "details": e.details,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def chain_hash(entry: AuditEntry, seq: int, prev_hash: str) -> str:
+    """sha256 over the previous hash and the record's canonical JSON (which includes it)."""
+    return hashlib.sha256(prev_hash.encode("ascii") + entry.canonical(seq, prev_hash)).hexdigest()
+
+
+def seal(entry: AuditEntry, seq: int, prev_hash: str) -> AuditRecord:
+    return AuditRecord(entry, seq, prev_hash, chain_hash(entry, seq, prev_hash))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    org_id: UUID
+    user_id: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    after_seq: int = 0
+    limit: int = 100
+
+
+class AuditTrailView(TrackingRecorder):
+    """The audit trail's tables; every write records its tracking position in one transaction."""
+
+    @abstractmethod
+    def subjects(self, ids: Collection[UUID]) -> dict[UUID, Subject]:
+        """The known subjects among `ids`."""
+
+    @abstractmethod
+    def append(
+        self, entries: Sequence[AuditEntry], subjects: Sequence[Subject], tracking: Tracking
+    ) -> None:
+        """Record the tracking position, the new subjects and the entries, chained per
+        organisation, in one transaction. Raises IntegrityError (and writes nothing) when the
+        position was already recorded: an event is applied exactly once."""
+
+    @abstractmethod
+    def query(self, query: AuditQuery) -> list[AuditRecord]:
+        """One organisation's records matching the filters, by `seq`, after `after_seq`."""
+
+    @abstractmethod
+    def after_position(self, position: int, *, org_id: UUID, limit: int) -> list[AuditRecord]:
+        """One organisation's records with a position after `position`, in position order."""
+
+    @abstractmethod
+    def chain(self, org_id: UUID) -> Iterator[AuditRecord]:
+        """Every record of an organisation in `seq` order."""
+
+    @abstractmethod
+    def heads(self) -> dict[UUID, tuple[int, str]]:
+        """Each organisation's last `seq` and hash, as recorded beside the chain."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Delete every record, subject, chain head and the tracking position."""
+
+
+# --- events to entries -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Described:
+    entry: AuditEntry
+    new_subject: Subject | None = None
+
+
+Lookup = Callable[[UUID], Subject | None]
+
+
+def _actor(by: str | None, lookup: Lookup, default: str = "user") -> tuple[str, str | None]:
+    """An event's `by` ("key:<uuid>" or "user") as an actor type and id."""
+    if by is None:
+        return default, None
+    if by.startswith("key:"):
+        key_id = by[4:]
+        try:
+            key = lookup(UUID(key_id))
+        except ValueError:
+            key = None
+        role = key.role if key is not None else None
+        return ("administrator" if role == "admin" else "application_key"), key_id
+    if by == "user":
+        return "user", None
+    return "system", by
+
+
+#: action, outcome and default actor of each event class whose subject already exists.
+_FOLLOWING: dict[type[Any], tuple[str, str, str]] = {
+    Enrolment.Confirmed: ("enrolment.confirmed", "success", "user"),
+    Enrolment.CodeAccepted: ("enrolment.code_accepted", "success", "user"),
+    Enrolment.CodeRejected: ("enrolment.code_rejected", "failure", "user"),
+    Enrolment.Locked: ("enrolment.locked", "failure", "system"),
+    Enrolment.FailuresCleared: ("enrolment.failures_cleared", "info", "system"),
+    Enrolment.Unlocked: ("enrolment.unlocked", "success", "administrator"),
+    Enrolment.Resynchronised: ("enrolment.resynchronised", "success", "user"),
+    Enrolment.Revoked: ("enrolment.revoked", "success", "application_key"),
+    Account.EnrolmentAdded: ("account.enrolment_added", "info", "system"),
+    Account.EnrolmentRemoved: ("account.enrolment_removed", "info", "system"),
+    Account.FailureRecorded: ("account.failure_recorded", "failure", "user"),
+    Account.FailuresCleared: ("account.failures_cleared", "success", "user"),
+    AuthenticationSession.FactorVerified: ("authentication.factor_verified", "success", "user"),
+    AuthenticationSession.AttemptFailed: ("authentication.attempt_failed", "failure", "user"),
+    AuthenticationSession.Satisfied: ("authentication.satisfied", "success", "user"),
+    AuthenticationSession.Denied: ("authentication.denied", "failure", "system"),
+    AuthenticationSession.Expired: ("authentication.expired", "info", "system"),
+    Policy.Changed: ("policy.changed", "success", "administrator"),
+    ApiKey.Revoked: ("api_key.revoked", "success", "administrator"),
+}
+
+
+def _details(domain_event: Any) -> dict[str, Any]:
+    """Only fields that are safe for ever: never a secret, code, moving factor or token id."""
+    if isinstance(domain_event, Enrolment.Locked):
+        return {"failures": domain_event.failures}
+    if isinstance(domain_event, AuthenticationSession.FactorVerified):
+        return {"enrolment_id": str(domain_event.enrolment_id)}
+    if isinstance(domain_event, AuthenticationSession.Satisfied):
+        return {"aal": domain_event.aal, "amr": list(domain_event.amr)}
+    if isinstance(domain_event, AuthenticationSession.Denied):
+        return {"reason": domain_event.reason}
+    if isinstance(domain_event, Account.EnrolmentAdded | Account.EnrolmentRemoved):
+        return {"enrolment_id": str(domain_event.enrolment_id)}
+    if isinstance(domain_event, Policy.Changed):
+        return {"settings": sorted(domain_event.changes)}  # names only: values may be sensitive
+    return {}
+
+
+def describe(
+    domain_event: CanMutateAggregate[UUID], position: int, lookup: Lookup
+) -> Described | None:
+    """The audit entry of one event (None when its organisation is unknown)."""
+    aggregate_id = domain_event.originator_id
+    base: dict[str, Any] = {
+        "position": position,
+        "event_id": f"{aggregate_id}/{domain_event.originator_version}",
+        "at": domain_event.timestamp,
+        "subject_id": aggregate_id,
+    }
+    created = _created(domain_event, aggregate_id)
+    if created is not None:
+        subject, action, details = created
+        entry = AuditEntry(
+            org_id=subject.org_id,
+            user_id=subject.user_id,
+            actor_type="user" if subject.kind in ("enrolment", "authentication") else "system",
+            actor_id=None,
+            action=action,
+            outcome="info" if subject.kind == "authentication" else "success",
+            method=subject.method,
+            ip=subject.ip,
+            user_agent=subject.user_agent,
+            details=details,
+            **base,
+        )
+        return Described(entry, subject)
+    known = lookup(aggregate_id)
+    if known is None:
+        return None
+    subject = known
+    action, outcome, default_actor = _FOLLOWING.get(
+        type(domain_event),
+        (f"{subject.kind}.{type(domain_event).__name__.lower()}", "info", "system"),
+    )
+    actor_type, actor_id = _actor(getattr(domain_event, "by", None), lookup, default_actor)
+    method = getattr(domain_event, "method", None) or subject.method
+    return Described(
+        AuditEntry(
+            org_id=subject.org_id,
+            user_id=subject.user_id,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            action=action,
+            outcome=outcome,
+            method=method,
+            ip=subject.ip,
+            user_agent=subject.user_agent,
+            details=_details(domain_event),
+            **base,
+        )
+    )
+
+
+def _created(domain_event: Any, aggregate_id: UUID) -> tuple[Subject, str, dict[str, Any]] | None:
+    if isinstance(domain_event, Enrolment.Started):
+        subject = Subject(
+            aggregate_id,
+            domain_event.org_id,
+            "enrolment",
+            user_id=domain_event.user_id,
+            method=domain_event.method,
+        )
+        details = {
+            "label": domain_event.label,
+            "algorithm": domain_event.algorithm,
+            "digits": domain_event.digits,
+            "period": domain_event.period,
+        }  # secret_ref never leaves the event store
+        return subject, "enrolment.started", details
+    if isinstance(domain_event, AuthenticationSession.Started):
+        context = domain_event.context
+        subject = Subject(
+            aggregate_id,
+            domain_event.org_id,
+            "authentication",
+            user_id=domain_event.user_id,
+            ip=context.get("ip"),
+            user_agent=context.get("user_agent"),
+        )
+        details = {
+            "operation": domain_event.operation,
+            "required_aal": domain_event.required_aal,
+            "methods": list(domain_event.methods),
+            "risk_level": domain_event.risk.get("level"),
+            "risk_score": domain_event.risk.get("score"),
+        }
+        return subject, "authentication.started", details
+    if isinstance(domain_event, Account.Opened):
+        subject = Subject(aggregate_id, domain_event.org_id, "account", domain_event.user_id)
+        return subject, "account.opened", {}
+    if isinstance(domain_event, Policy.Created):
+        return Subject(aggregate_id, domain_event.org_id, "policy"), "policy.created", {}
+    if isinstance(domain_event, Organisation.Created):
+        subject = Subject(aggregate_id, aggregate_id, "organisation")
+        return subject, "organisation.created", {"name": domain_event.name}
+    if isinstance(domain_event, ApiKey.Issued):
+        subject = Subject(aggregate_id, domain_event.org_id, "api_key", role=domain_event.role)
+        return subject, "api_key.issued", {"role": domain_event.role, "label": domain_event.label}
+    return None
+
+
+# --- the projection ----------------------------------------------------------------------
+
+
+class AuditTrailProjection:
+    """Turns batches of events into audit entries and hands each batch to the view at once.
+
+    Fed by `ProjectionFollower` (polling, any store). Events of an unknown organisation (none
+    today) still advance the position, so a batch is always tracked.
+    """
+
+    name = "audit"
+
+    def __init__(self, view: AuditTrailView) -> None:
+        self.view = view
+
+    def process_batch(self, events: Sequence[tuple[Any, Tracking]]) -> None:
+        if not events:
+            return
+        known = self.view.subjects({e.originator_id for e, _ in events} | _key_ids(events))
+        new_subjects: list[Subject] = []
+        entries: list[AuditEntry] = []
+        for domain_event, tracking in events:
+            described = describe(domain_event, tracking.notification_id, known.get)
+            if described is None:
+                continue
+            entries.append(described.entry)
+            if described.new_subject is not None:
+                known[described.new_subject.aggregate_id] = described.new_subject
+                new_subjects.append(described.new_subject)
+        self.view.append(entries, new_subjects, events[-1][1])
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        self.process_batch([(domain_event, tracking)])
+
+
+def _key_ids(events: Sequence[tuple[Any, Tracking]]) -> set[UUID]:
+    ids: set[UUID] = set()
+    for domain_event, _ in events:
+        by = getattr(domain_event, "by", None)
+        if isinstance(by, str) and by.startswith("key:"):
+            try:
+                ids.add(UUID(by[4:]))
+            except ValueError:
+                continue
+    return ids
+
+
+# --- verification ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    org_id: UUID
+    seq: int
+    position: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"organisation {self.org_id}: chain broken at seq {self.seq}"
+            f" (position {self.position}): {self.reason}"
+        )
+
+
+def verify_chain(view: AuditTrailView, org_id: UUID | None = None) -> list[ChainBreak]:
+    """Walk each organisation's chain; the first break per organisation, if any."""
+    heads = view.heads()
+    breaks: list[ChainBreak] = []
+    for org in [org_id] if org_id is not None else sorted(heads, key=str):
+        found = _first_break(view.chain(org), org, heads.get(org))
+        if found is not None:
+            breaks.append(found)
+    return breaks
+
+
+def _first_break(
+    records: Iterator[AuditRecord], org_id: UUID, head: tuple[int, str] | None
+) -> ChainBreak | None:
+    seq, previous = 0, GENESIS_HASH
+    for record in records:
+        seq += 1
+        position = record.entry.position
+        if record.seq != seq:
+            return ChainBreak(org_id, seq, position, f"record {seq} is missing")
+        if record.prev_hash != previous:
+            return ChainBreak(org_id, seq, position, "it does not follow the previous record")
+        if chain_hash(record.entry, record.seq, record.prev_hash) != record.hash:
+            return ChainBreak(org_id, seq, position, "its content does not match its hash")
+        previous = record.hash
+    if head is not None and head != (seq, previous):
+        return ChainBreak(org_id, seq + 1, None, f"records after {seq} are missing")
+    return None

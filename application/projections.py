@@ -1,0 +1,142 @@
+"""Follow the event store by polling and feed a projection in batches, exactly once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
+
+log = logging.getLogger("tessera.projections")
+
+#: Events per transaction: large enough to amortise a commit, small enough to stay responsive.
+BATCH_SIZE = 500
+
+
+class BatchProjection(Protocol):
+    name: str
+
+    @property
+    def view(self) -> TrackingRecorder: ...
+
+    def process_batch(self, events: list[tuple[Any, Tracking]]) -> None: ...
+
+
+class ProjectionFollower:
+    """Pulls notifications after the view's tracking position and applies them in batches.
+
+    Works on every store (eventsourcing 9.5 cannot subscribe to SQLite). Each batch and its
+    position commit together, so a crash anywhere loses at most the batch in flight, which is
+    applied again on restart; a batch another follower already applied raises IntegrityError
+    in the view and is skipped. `until` stops at the first event recorded after that moment
+    (point-in-time replay).
+    """
+
+    def __init__(
+        self,
+        app: Application[UUID],
+        projection: BatchProjection,
+        *,
+        batch_size: int = BATCH_SIZE,
+        until: datetime | None = None,
+    ) -> None:
+        self.app = app
+        self.projection = projection
+        self.batch_size = batch_size
+        self.until = until
+        self._lock = threading.Lock()
+        self._finished = False
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    def position(self) -> int:
+        return self.projection.view.max_tracking_id(self.app.name) or 0
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def lag(self) -> int:
+        """Events recorded but not yet applied."""
+        return max(0, self.head() - self.position())
+
+    def run_once(self) -> int:
+        """Apply the next batch; the number of events applied (0 when caught up)."""
+        with self._lock:
+            if self._finished:
+                return 0
+            start = self.position() + 1
+            notifications = self.app.recorder.select_notifications(
+                start=start, limit=self.batch_size
+            )
+            batch: list[tuple[Any, Tracking]] = []
+            for notification in notifications:
+                domain_event: Any = self.app.mapper.to_domain_event(notification)
+                if self.until is not None and domain_event.timestamp > self.until:
+                    self._finished = True
+                    break
+                batch.append((domain_event, Tracking(self.app.name, notification.id)))
+            if not batch:
+                return 0
+            try:
+                self.projection.process_batch(batch)
+            except IntegrityError:
+                log.info("projection %s: batch from %d applied elsewhere", self.name, start)
+            return len(batch)
+
+    def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Apply batches until none is left; `progress(position, head)` after each."""
+        total = 0
+        head = self.head()
+        while applied := self.run_once():
+            total += applied
+            if progress is not None:
+                progress(self.position(), max(head, self.position()))
+        return total
+
+    def run_forever(self, stop: threading.Event, *, interval: float = 0.2) -> None:
+        """Follow the store until `stop` is set; errors are logged and retried."""
+        while not stop.is_set():
+            try:
+                if self.run_once():
+                    continue
+            except Exception:  # a database hiccup must not end the follower; it retries
+                log.exception("projection %s failed; retrying", self.name)
+                stop.wait(min(5.0, interval * 10))
+                continue
+            stop.wait(interval)
+
+
+class BackgroundFollower:
+    """Runs a follower in a daemon thread for the embedded (inline) mode."""
+
+    def __init__(self, follower: ProjectionFollower, *, interval: float = 0.2) -> None:
+        self.follower = follower
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.follower.run_forever,
+            args=(self._stop,),
+            kwargs={"interval": self.interval},
+            name=f"projection-{self.follower.name}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
