@@ -112,7 +112,7 @@ class Verifier:
         at: datetime,
         loaded: Loaded | None = None,
     ) -> Outcome:
-        policy = loaded.policy if loaded else self.app.get_policy(caller.org_id)
+        policy = loaded.policy if loaded else self.app.read_policy(caller.org_id)
         if method not in OTP_METHODS or not policy.allows(method):
             raise InvalidRequestError(f"method {method!r} is not available for this login")
         if session.required_aal is not None and (
@@ -212,7 +212,7 @@ class StartAuthentication:
 
         def decide() -> Outcome:
             now = self.clock.now()
-            policy = self.app.get_policy(caller.org_id)
+            policy = self.app.read_policy(caller.org_id)
             account = self.app.account_for(caller.org_id, user_id)
             loaded = Loaded(policy, account, self.app.enrolments_of(account))
             session = self._open(session_id, caller, user_id, context, operation, loaded, at=now)

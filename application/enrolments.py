@@ -57,7 +57,7 @@ class StartOtpEnrolment:
         digits: int = 6,
         period: int = 30,
     ) -> NewEnrolment:
-        policy = self.app.get_policy(org_id)
+        policy = self.app.read_policy(org_id)
         if not policy.allows(method):
             raise InvalidRequestError(f"the organisation's policy does not allow {method!r}")
         organisation = self.app.get_organisation(org_id)
@@ -111,7 +111,7 @@ class ConfirmOtpEnrolment:
             enrolment = self.app.get_enrolment(enrolment_id, org_id=org_id)
             if enrolment.status != "pending":
                 raise ConflictError(f"the enrolment is {enrolment.status}, not pending")
-            policy = self.app.get_policy(org_id)
+            policy = self.app.read_policy(org_id)
             account = self.app.account_for(org_id, enrolment.user_id)
             now = self.clock.now()
             self.checker.check_throttle(account, policy, at=now)
@@ -195,7 +195,7 @@ class ResynchroniseHotp:
                 raise InvalidRequestError("only an HOTP enrolment can be resynchronised")
             if not enrolment.is_usable:
                 raise ConflictError("the enrolment is not active")
-            policy = self.app.get_policy(org_id)
+            policy = self.app.read_policy(org_id)
             account = self.app.account_for(org_id, enrolment.user_id)
             now = self.clock.now()
             self.checker.check_throttle(account, policy, at=now)

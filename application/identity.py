@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
@@ -20,6 +21,8 @@ from domain.policy import Policy
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 
+#: How long another process's policy change may take to apply to logins in this one.
+POLICY_CACHE_SECONDS = 5.0
 #: How often a use case reloads and re-decides after losing an optimistic-concurrency race.
 CONFLICT_RETRIES = 5
 
@@ -40,6 +43,10 @@ class IdentityApplication(Application[UUID]):
         Account: 50,
         Policy: 20,
     }
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env=env)
+        self._policies: dict[UUID, tuple[float, Policy]] = {}
 
     def _get(self, cls: type[A], aggregate_id: UUID, kind: str, org_id: UUID | None) -> A:
         try:
@@ -62,10 +69,29 @@ class IdentityApplication(Application[UUID]):
         return self._get(Organisation, org_id, "organisation", None)
 
     def get_policy(self, org_id: UUID) -> Policy:
+        """The current policy, as a copy that a command may change and save."""
         try:
             return self._get(Policy, Policy.create_id(org_id), "policy", org_id)
         except NotFoundError:
             return Policy.default_for(org_id)
+
+    def read_policy(self, org_id: UUID) -> Policy:
+        """The policy for decisions only (never to change), cached per process.
+
+        Every login reads its organisation's one policy; re-reading and copying it each time
+        serialised requests on the cache's fast-forward lock. A change reaches this process
+        at once and other processes within POLICY_CACHE_SECONDS.
+        """
+        now = time.monotonic()
+        cached = self._policies.get(org_id)
+        if cached is not None and now - cached[0] < POLICY_CACHE_SECONDS:
+            return cached[1]
+        policy = self.get_policy(org_id)
+        self._policies[org_id] = (now, policy)
+        return policy
+
+    def forget_policy(self, org_id: UUID) -> None:
+        self._policies.pop(org_id, None)
 
     def find_account(self, org_id: UUID, user_id: str) -> Account | None:
         try:

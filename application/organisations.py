@@ -165,6 +165,7 @@ class ChangePolicy:
             except PolicyError as error:
                 raise InvalidRequestError(str(error)) from None
             self.app.save_changed(policy)
+            self.app.forget_policy(principal.org_id)
             return dict(policy.settings)
 
         return retry_on_conflict(decide)

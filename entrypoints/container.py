@@ -89,15 +89,15 @@ class Container(containers.DeclarativeContainer):
     )
 
     authenticate_api_key = providers.Singleton(AuthenticateApiKey, app=identity_app)
-    create_organisation = providers.Factory(
+    create_organisation = providers.Singleton(
         CreateOrganisation, app=identity_app, ids=ids, secrets=secrets, clock=clock
     )
-    issue_api_key = providers.Factory(IssueApiKey, app=identity_app, secrets=secrets, clock=clock)
-    get_policy = providers.Factory(GetPolicy, app=identity_app)
-    change_policy = providers.Factory(ChangePolicy, app=identity_app, clock=clock)
-    erase_user = providers.Factory(EraseUser, app=identity_app, vault=vault, clock=clock)
+    issue_api_key = providers.Singleton(IssueApiKey, app=identity_app, secrets=secrets, clock=clock)
+    get_policy = providers.Singleton(GetPolicy, app=identity_app)
+    change_policy = providers.Singleton(ChangePolicy, app=identity_app, clock=clock)
+    erase_user = providers.Singleton(EraseUser, app=identity_app, vault=vault, clock=clock)
 
-    start_enrolment = providers.Factory(
+    start_enrolment = providers.Singleton(
         StartOtpEnrolment,
         app=identity_app,
         vault=vault,
@@ -106,23 +106,23 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         provisioner=provisioner,
     )
-    confirm_enrolment = providers.Factory(
+    confirm_enrolment = providers.Singleton(
         ConfirmOtpEnrolment, app=identity_app, checker=checker, clock=clock
     )
-    list_enrolments = providers.Factory(ListEnrolments, app=identity_app)
-    revoke_enrolment = providers.Factory(RevokeEnrolment, app=identity_app, clock=clock)
-    unlock_enrolment = providers.Factory(UnlockEnrolment, app=identity_app, clock=clock)
-    resynchronise_hotp = providers.Factory(
+    list_enrolments = providers.Singleton(ListEnrolments, app=identity_app)
+    revoke_enrolment = providers.Singleton(RevokeEnrolment, app=identity_app, clock=clock)
+    unlock_enrolment = providers.Singleton(UnlockEnrolment, app=identity_app, clock=clock)
+    resynchronise_hotp = providers.Singleton(
         ResynchroniseHotp, app=identity_app, checker=checker, otp=otp, vault=vault, clock=clock
     )
 
-    start_authentication = providers.Factory(
+    start_authentication = providers.Singleton(
         StartAuthentication, app=identity_app, risk=risk, verifier=verifier, ids=ids, clock=clock
     )
-    verify_authentication = providers.Factory(
+    verify_authentication = providers.Singleton(
         VerifyAuthentication, app=identity_app, verifier=verifier, clock=clock
     )
-    get_authentication = providers.Factory(GetAuthentication, app=identity_app, clock=clock)
+    get_authentication = providers.Singleton(GetAuthentication, app=identity_app, clock=clock)
 
 
 def build_container(settings: Settings | None = None) -> Container:
