@@ -254,6 +254,9 @@ class SqliteAuditTrailView(AuditTrailView, SQLiteTrackingRecorder):
                 c.execute(f"DELETE FROM {table}")  # noqa: S608
             c.execute("DELETE FROM tracking WHERE application_name <> '__migration__'")
 
+    def close(self) -> None:
+        self.datastore.close()
+
 
 class PostgresAuditTrailView(AuditTrailView, PostgresTrackingRecorder):
     """Audit tables beside the events; names follow the tracking table's (`audit_tracking`
@@ -413,3 +416,6 @@ class PostgresAuditTrailView(AuditTrailView, PostgresTrackingRecorder):
                 self._sql("DELETE FROM {t} WHERE application_name <> '__migration__'"),
                 prepare=False,
             )
+
+    def close(self) -> None:
+        self.datastore.close()

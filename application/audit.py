@@ -14,6 +14,8 @@ from uuid import UUID
 from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.persistence import Tracking, TrackingRecorder
 
+from application.errors import InvalidRequestError, NotFoundError
+from application.organisations import Principal
 from domain.account import Account
 from domain.authentication import AuthenticationSession
 from domain.enrolment import Enrolment
@@ -176,6 +178,10 @@ class AuditTrailView(TrackingRecorder):
     @abstractmethod
     def reset(self) -> None:
         """Delete every record, subject, chain head and the tracking position."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the view's connections."""
 
 
 # --- events to entries -------------------------------------------------------------------
@@ -443,3 +449,97 @@ def _first_break(
     if head is not None and head != (seq, previous):
         return ChainBreak(org_id, seq + 1, None, f"records after {seq} are missing")
     return None
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    records: list[AuditRecord]
+    next_cursor: str | None
+
+
+class ReadAuditTrail:
+    """An administrator reads their organisation's trail: filtered pages, or a change feed.
+
+    With the projection running inline, a read first applies pending events, so a caller
+    sees its own writes; with an external projection process it reads what is projected.
+    """
+
+    feeds = ("audit",)
+
+    def __init__(
+        self, *, view: AuditTrailView, catch_up: Callable[[], object] | None = None
+    ) -> None:
+        self.view = view
+        self._catch_up = catch_up
+
+    def _fresh(self) -> None:
+        if self._catch_up is not None:
+            self._catch_up()
+
+    def page(
+        self,
+        *,
+        principal: Principal,
+        user_id: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> AuditPage:
+        principal.require_admin()
+        _refuse_nul(user_id, action, outcome)
+        self._fresh()
+        records = self.view.query(
+            AuditQuery(
+                org_id=principal.org_id,
+                user_id=user_id,
+                action=action,
+                outcome=outcome,
+                since=_utc(since),
+                until=_utc(until),
+                after_seq=_cursor(cursor),
+                limit=limit + 1,
+            )
+        )
+        more = len(records) > limit
+        records = records[:limit]
+        return AuditPage(records, str(records[-1].seq) if more else None)
+
+    def feed(
+        self, *, principal: Principal, name: str, cursor: str | None, limit: int = 1000
+    ) -> AuditPage:
+        """A read model's changes after `cursor` (a position), oldest first."""
+        principal.require_admin()
+        if name not in self.feeds:
+            raise NotFoundError("feed")
+        self._fresh()
+        records = self.view.after_position(_cursor(cursor), org_id=principal.org_id, limit=limit)
+        last = str(records[-1].entry.position) if records else (cursor or "0")
+        return AuditPage(records, last)
+
+
+def _cursor(cursor: str | None) -> int:
+    if cursor is None or cursor == "":
+        return 0
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 15:
+        raise InvalidRequestError("the cursor is not one this server handed out")
+    return int(cursor)
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    try:
+        return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidRequestError("the time is out of range") from None
+
+
+def _refuse_nul(*values: str | None) -> None:
+    if any(v is not None and "\x00" in v for v in values):
+        raise InvalidRequestError("filters cannot contain NUL characters")

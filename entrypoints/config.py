@@ -19,6 +19,7 @@ class Settings:
     token_key_retention_seconds: int
     create_tables: bool
     pool_size: int
+    projections: str = ""  # "inline" | "external"; empty: inline on SQLite, external on PostgreSQL
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -34,7 +35,16 @@ class Settings:
             token_key_retention_seconds=int(env.get("TESSERA_KEY_RETENTION_SECONDS", "86400")),
             create_tables=env.get("TESSERA_CREATE_TABLES", "true").lower() != "false",
             pool_size=int(env.get("TESSERA_DB_POOL_SIZE", "8")),
+            projections=env.get("TESSERA_PROJECTIONS", "").strip().lower(),
         )
+
+    def projections_inline(self, database_kind: str) -> bool:
+        """Whether server processes run the projections themselves (see ADR 9)."""
+        if self.projections not in ("", "inline", "external"):
+            raise ValueError("TESSERA_PROJECTIONS must be 'inline' or 'external'")
+        if self.projections:
+            return self.projections == "inline"
+        return database_kind != "postgres"
 
     @property
     def keys_dir(self) -> Path:

@@ -12,6 +12,7 @@ from adapters.risk import RuleBasedRiskAssessor
 from adapters.system import CsprngSecrets, RandomIds, SystemClock
 from adapters.tokens import JoseTokenIssuer, SigningKeyRing
 from adapters.vault import EnvelopeVault, KeyRing
+from application.audit import AuditTrailProjection, AuditTrailView, ReadAuditTrail
 from application.authentications import (
     GetAuthentication,
     StartAuthentication,
@@ -36,6 +37,7 @@ from application.organisations import (
     IssueApiKey,
 )
 from application.otp import CodeChecker
+from application.projections import ProjectionFollower
 from entrypoints.config import Settings
 
 
@@ -62,6 +64,17 @@ def _signing_ring(settings: Settings) -> SigningKeyRing:
         retention=timedelta(seconds=settings.token_key_retention_seconds),
         pem=settings.signing_key_pem,
     )
+
+
+def _audit_view(settings: Settings, database: Database) -> AuditTrailView:
+    return database.audit_view(create_tables=settings.create_tables)
+
+
+def _read_audit_trail(
+    settings: Settings, database: Database, view: AuditTrailView, follower: ProjectionFollower
+) -> ReadAuditTrail:
+    inline = settings.projections_inline(database.kind)
+    return ReadAuditTrail(view=view, catch_up=follower.catch_up if inline else None)
 
 
 class Container(containers.DeclarativeContainer):
@@ -123,6 +136,16 @@ class Container(containers.DeclarativeContainer):
         VerifyAuthentication, app=identity_app, verifier=verifier, clock=clock
     )
     get_authentication = providers.Singleton(GetAuthentication, app=identity_app, clock=clock)
+
+    audit_view = providers.Singleton(_audit_view, settings, database)
+    audit_projection = providers.Singleton(AuditTrailProjection, audit_view)
+    audit_follower = providers.Singleton(ProjectionFollower, identity_app, audit_projection)
+    read_audit_trail = providers.Singleton(
+        _read_audit_trail, settings, database, audit_view, audit_follower
+    )
+    projection_status = providers.Callable(
+        lambda s, db, f: (s.projections_inline(db.kind), [f]), settings, database, audit_follower
+    )
 
 
 def build_container(settings: Settings | None = None) -> Container:

@@ -50,7 +50,7 @@ def pg_schema() -> Iterator[str]:
 
 def _settings(home: Path, database_url: str) -> Settings:
     base = Settings.from_env({"TESSERA_HOME": str(home)})
-    return replace(base, database_url=database_url, pool_size=4)
+    return replace(base, database_url=database_url, pool_size=4, projections="inline")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -73,6 +73,7 @@ def container(store_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Cont
     c.clock.override(clock)
     yield c
     c.identity_app().close()
+    c.audit_view().close()
     store = c.data_keys()
     if hasattr(store, "close"):
         store.close()

@@ -15,6 +15,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
 
 from application.organisations import Principal
+from application.projections import BackgroundFollower
 from entrypoints.container import Container
 from entrypoints.http.api import (
     AuthenticationController,
@@ -22,6 +23,7 @@ from entrypoints.http.api import (
     OrganisationController,
     principal_from,
 )
+from entrypoints.http.audit import AuditController
 from entrypoints.http.bodies import JsonBodyRequest, check_body
 from entrypoints.http.openapi import JsonSchemaPlugin, YamlSchemaPlugin
 from entrypoints.http.problems import handle_exception, problem_response, problems
@@ -131,15 +133,23 @@ def create_app(container: Container) -> Litestar:
             "change_policy",
             "issue_api_key",
             "erase_user",
+            "read_audit_trail",
+            "projection_status",
         )
     }
     dependencies["principal"] = Provide(principal_then_body)
     settings = container.settings()
+    lifecycle: dict[str, Any] = {}
+    if settings.projections_inline(container.database().kind):
+        # embedded mode: each server process follows the store itself (ADR 9)
+        background = BackgroundFollower(container.audit_follower())
+        lifecycle = {"on_startup": [background.start], "on_shutdown": [background.stop]}
     return Litestar(
         route_handlers=[
             EnrolmentController,
             AuthenticationController,
             OrganisationController,
+            AuditController,
             health,
             ready,
             jwks,
@@ -169,4 +179,5 @@ def create_app(container: Container) -> Litestar:
             ),
         ),
         debug=False,
+        **lifecycle,
     )

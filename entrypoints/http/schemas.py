@@ -223,3 +223,38 @@ class JsonWebKey(Struct):
 
 class JsonWebKeySet(Struct):
     keys: list[JsonWebKey]
+
+
+class AuditRecordView(Struct):
+    """One audit record; `hash` chains it to the previous record of its organisation."""
+
+    org_id: UUID
+    seq: int
+    position: int
+    event_id: str
+    at: Timestamp
+    subject_id: UUID
+    user_id: str | None
+    actor_type: Literal["user", "application_key", "administrator", "system"]
+    actor_id: str | None
+    action: str
+    outcome: Literal["success", "failure", "info"]
+    method: str | None
+    ip: str | None
+    user_agent: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPageView(Struct):
+    records: list[AuditRecordView]
+    next_cursor: str | None
+
+
+class ProjectionStatus(Struct):
+    name: str
+    mode: Literal["inline", "external"]
+    position: int
+    head: int
+    lag: int

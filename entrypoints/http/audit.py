@@ -1,0 +1,127 @@
+"""Audit trail, read-model feeds and projection status: administrators only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, Parameter, QueryParameter
+
+from application.audit import AuditPage, AuditRecord, ReadAuditTrail
+from application.organisations import Principal
+from application.projections import ProjectionFollower
+from entrypoints.http.problems import COMMON, problems
+from entrypoints.http.schemas import AuditPageView, AuditRecordView, ProjectionStatus
+
+NDJSON = "application/x-ndjson"
+Api = NamedDependency[Any]
+Cursor = Annotated[
+    str | None,
+    Parameter(
+        max_length=15,
+        pattern=r"^[0-9]*$",
+        description="`next_cursor` of the previous answer; omit for the first",
+    ),
+]
+Filter = Annotated[str | None, Parameter(min_length=1, max_length=256)]
+
+
+def _view(record: AuditRecord) -> AuditRecordView:
+    return msgspec.convert(record.as_dict(), AuditRecordView)
+
+
+def _page(page: AuditPage) -> AuditPageView:
+    return AuditPageView(records=[_view(r) for r in page.records], next_cursor=page.next_cursor)
+
+
+class AuditController(Controller):
+    path = "/v1"
+    tags = ["audit"]
+    security = [{"apiKey": []}]
+
+    @get(
+        "/audit",
+        sync_to_thread=True,
+        responses=problems(*COMMON, 403),
+        summary="Administrators: the organisation's audit trail, oldest first, in pages",
+    )
+    def audit(
+        self,
+        principal: NamedDependency[Principal],
+        read_audit_trail: Api,
+        user_id: FromQuery[Filter] = None,
+        action: FromQuery[Annotated[str | None, Parameter(min_length=1, max_length=64)]] = None,
+        outcome: FromQuery[Literal["success", "failure", "info"] | None] = None,
+        since: Annotated[
+            datetime | None, QueryParameter(name="from", description="from this time, inclusive")
+        ] = None,
+        until: Annotated[
+            datetime | None, QueryParameter(name="to", description="before this time")
+        ] = None,
+        cursor: FromQuery[Cursor] = None,
+        limit: FromQuery[Annotated[int, Parameter(ge=1, le=1000)]] = 100,
+    ) -> AuditPageView:
+        use_case: ReadAuditTrail = read_audit_trail
+        return _page(
+            use_case.page(
+                principal=principal,
+                user_id=user_id,
+                action=action,
+                outcome=outcome,
+                since=since,
+                until=until,
+                cursor=cursor,
+                limit=limit,
+            )
+        )
+
+    @get(
+        "/feeds/{name:str}",
+        sync_to_thread=True,
+        media_type=NDJSON,
+        responses=problems(*COMMON, 403, 404),
+        summary="Administrators: a read model's changes after a cursor, as JSON lines",
+        description="One JSON object per line, oldest first. The `X-Next-Cursor` header is the "
+        "cursor for the next call (the position of the last line).",
+    )
+    def feed(
+        self,
+        name: FromPath[Annotated[str, Parameter(min_length=1, max_length=64)]],
+        principal: NamedDependency[Principal],
+        read_audit_trail: Api,
+        cursor: FromQuery[Cursor] = None,
+        limit: FromQuery[Annotated[int, Parameter(ge=1, le=10000)]] = 1000,
+    ) -> Response[bytes]:
+        use_case: ReadAuditTrail = read_audit_trail
+        page = use_case.feed(principal=principal, name=name, cursor=cursor, limit=limit)
+        body = b"".join(msgspec.json.encode(_view(r)) + b"\n" for r in page.records)
+        return Response(body, media_type=NDJSON, headers={"X-Next-Cursor": page.next_cursor or "0"})
+
+    @get(
+        "/projections",
+        sync_to_thread=True,
+        responses=problems(*COMMON, 403),
+        summary="Administrators: each projection's position and lag (events behind)",
+    )
+    def projections(
+        self, principal: NamedDependency[Principal], projection_status: Api
+    ) -> list[ProjectionStatus]:
+        principal.require_admin()
+        follower: ProjectionFollower
+        inline, followers = projection_status
+        statuses = []
+        for follower in followers:
+            position, head = follower.position(), follower.head()
+            statuses.append(
+                ProjectionStatus(
+                    name=follower.name,
+                    mode="inline" if inline else "external",
+                    position=position,
+                    head=head,
+                    lag=max(0, head - position),
+                )
+            )
+        return statuses
