@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
+from application.audit import AuditQuery, AuditTrailProjection, verify_chain
+from application.projections import BATCH_SIZE, ProjectionFollower
 from entrypoints.config import Settings
 from entrypoints.container import build_container
 
@@ -22,6 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
     container.key_ring()
     container.data_keys()
     container.signing_keys()  # create tables and key files once, not in racing workers
+    container.audit_view()
     if args.demo:
         _print_demo(container, settings, port=args.port)
     os.environ["TESSERA_CREATE_TABLES"] = "false"
@@ -111,6 +119,122 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(label: str) -> Callable[[int, int], None]:
+    def show(position: int, head: int) -> None:
+        done = position / head if head else 1.0
+        bar = "#" * int(done * 30)
+        print(f"\r{label} [{bar:<30}] {position}/{head}", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _projections_run(args: argparse.Namespace) -> int:
+    container = build_container()
+    follower = container.audit_follower()
+    follower.batch_size = args.batch_size
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"projection {follower.name}: from position {follower.position()}", file=sys.stderr)
+    follower.run_forever(stop, interval=args.interval)
+    print(f"projection {follower.name}: stopped at {follower.position()}", file=sys.stderr)
+    return 0
+
+
+def _projections_rebuild(args: argparse.Namespace) -> int:
+    container = build_container()
+    follower = container.audit_follower()
+    container.audit_view().reset()
+    applied = follower.catch_up(progress=_progress(f"rebuilding {follower.name}"))
+    print(file=sys.stderr)
+    print(f"{follower.name}: rebuilt from {applied} events, position {follower.position()}")
+    return 0
+
+
+def _projections_status(args: argparse.Namespace) -> int:
+    container = build_container()
+    follower = container.audit_follower()
+    position, head = follower.position(), follower.head()
+    print(f"{follower.name}: position {position}, head {head}, lag {max(0, head - position)}")
+    return 0
+
+
+def _org_arg(value: str | None) -> UUID | None:
+    return UUID(value) if value else None
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    container = build_container()
+    view = container.audit_view()
+    breaks = verify_chain(view, _org_arg(args.org))
+    heads = view.heads()
+    if breaks:
+        for found in breaks:
+            print(f"BROKEN: {found}")
+        return 1
+    total = sum(seq for org, (seq, _) in heads.items() if args.org in (None, str(org)))
+    print(f"audit trail intact: {total} records in {len(heads)} organisations")
+    return 0
+
+
+def _when(value: str) -> datetime:
+    at = datetime.fromisoformat(value)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    container = build_container()
+    view = container.audit_view()
+    orgs = [UUID(args.org)] if args.org else sorted(view.heads(), key=str)
+    writer = None
+    for org in orgs:
+        after = 0
+        while records := view.query(
+            AuditQuery(
+                org_id=org,
+                user_id=args.user,
+                since=args.since,
+                until=args.until,
+                after_seq=after,
+                limit=1000,
+            )
+        ):
+            for record in records:
+                row = record.as_dict()
+                if args.format == "jsonl":
+                    print(json.dumps(row, sort_keys=True))
+                    continue
+                row["details"] = json.dumps(row["details"], sort_keys=True)
+                if writer is None:
+                    writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+            after = records[-1].seq
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    container = build_container(settings)
+    database = container.database()
+    stamp = args.until.strftime("%Y%m%dT%H%M%SZ")
+    if database.kind == "postgres":
+        view = database.audit_view(name="replay_audit")
+        where = f"tables replay_audit_* in schema {database.schema!r}"
+    else:
+        path = args.into or str(settings.home / f"replay-{stamp}.audit.db")
+        view = database.audit_view(name="audit", sqlite_path=path)
+        where = f"SQLite file {path}"
+    view.reset()
+    follower = ProjectionFollower(
+        container.identity_app(), AuditTrailProjection(view), until=args.until
+    )
+    applied = follower.catch_up(progress=_progress("replaying audit"))
+    print(file=sys.stderr)
+    print(f"audit trail as of {args.until.isoformat()}: {applied} events, in {where}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tessera",
@@ -163,7 +287,72 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before the new key signs (longer than JWKS caching)",
     )
     rotate.set_defaults(handler=_keys_rotate)
+    _add_projection_commands(commands)
     return parser
+
+
+def _add_projection_commands(commands: Any) -> None:
+    projections = commands.add_parser(
+        "projections",
+        help="run, rebuild or inspect read models",
+        description="Read models (the audit trail) are projections of the event store.",
+    )
+    sub = projections.add_subparsers(dest="projections_command", required=True, metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="follow the event store and keep read models current (PostgreSQL production)",
+        description="Apply new events to every read model until stopped (SIGTERM/SIGINT). "
+        "Each batch and its position commit together, so a restart resumes exactly.",
+    )
+    run.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="events per transaction")
+    run.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    run.set_defaults(handler=_projections_run)
+    rebuild = sub.add_parser(
+        "rebuild",
+        help="drop a read model and rebuild it from the events",
+        description="Delete a read model's rows and position, then apply every event again "
+        "(a progress bar goes to stderr).",
+    )
+    rebuild.add_argument("name", nargs="?", choices=["audit"], default="audit")
+    rebuild.set_defaults(handler=_projections_rebuild)
+    status = sub.add_parser(
+        "status", help="position and lag of each read model", description="Show lag."
+    )
+    status.set_defaults(handler=_projections_status)
+
+    audit = commands.add_parser(
+        "audit", help="verify or export the audit trail", description="The audit trail."
+    )
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    verify = audit_sub.add_parser(
+        "verify",
+        help="walk the hash chains and report the first break",
+        description="Recompute every record's hash; exit 1 and name the organisation, seq and "
+        "position of the first break in each chain.",
+    )
+    verify.add_argument("--org", help="only this organisation's chain")
+    verify.set_defaults(handler=_audit_verify)
+    export = audit_sub.add_parser(
+        "export",
+        help="write audit records as JSON lines or CSV",
+        description="Write the records of a time range to stdout.",
+    )
+    export.add_argument("--from", dest="since", type=_when, help="ISO 8601, inclusive")
+    export.add_argument("--to", dest="until", type=_when, help="ISO 8601, exclusive")
+    export.add_argument("--user", help="only this user id")
+    export.add_argument("--org", help="only this organisation")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.set_defaults(handler=_audit_export)
+
+    replay = commands.add_parser(
+        "replay",
+        help="rebuild read models as they were at a moment",
+        description="Rebuild the audit trail from the events recorded up to --until into a "
+        "separate copy (SQLite: a file; PostgreSQL: replay_audit_* tables), for an auditor.",
+    )
+    replay.add_argument("--until", type=_when, required=True, metavar="TIMESTAMP")
+    replay.add_argument("--into", help="SQLite only: the file to write (default in TESSERA_HOME)")
+    replay.set_defaults(handler=_replay)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
