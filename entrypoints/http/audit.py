@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, Parameter, QueryParameter
 
 from application.audit import AuditPage, AuditRecord, ReadAuditTrail
+from application.errors import InvalidRequestError
 from application.organisations import Principal
 from application.projections import ProjectionFollower
 from entrypoints.http.problems import COMMON, problems
@@ -27,6 +28,17 @@ Cursor = Annotated[
     ),
 ]
 Filter = Annotated[str | None, Parameter(min_length=1, max_length=256)]
+
+
+def _rfc3339(value: str | None, name: str) -> datetime | None:
+    """Only RFC 3339 with an offset: Litestar alone would also take a number of seconds."""
+    if value is None:
+        return None
+    try:
+        at: datetime = msgspec.convert(value, Annotated[datetime, msgspec.Meta(tz=True)])
+    except msgspec.ValidationError:
+        raise InvalidRequestError(f"{name!r} must be an RFC 3339 time with an offset") from None
+    return at
 
 
 def _view(record: AuditRecord) -> AuditRecordView:
@@ -56,10 +68,14 @@ class AuditController(Controller):
         action: FromQuery[Annotated[str | None, Parameter(min_length=1, max_length=64)]] = None,
         outcome: FromQuery[Literal["success", "failure", "info"] | None] = None,
         since: Annotated[
-            datetime | None, QueryParameter(name="from", description="from this time, inclusive")
+            str | None,
+            QueryParameter(
+                name="from", format="date-time", description="RFC 3339; from this time, inclusive"
+            ),
         ] = None,
         until: Annotated[
-            datetime | None, QueryParameter(name="to", description="before this time")
+            str | None,
+            QueryParameter(name="to", format="date-time", description="RFC 3339; before this time"),
         ] = None,
         cursor: FromQuery[Cursor] = None,
         limit: FromQuery[Annotated[int, Parameter(ge=1, le=1000)]] = 100,
@@ -71,8 +87,8 @@ class AuditController(Controller):
                 user_id=user_id,
                 action=action,
                 outcome=outcome,
-                since=since,
-                until=until,
+                since=_rfc3339(since, "from"),
+                until=_rfc3339(until, "to"),
                 cursor=cursor,
                 limit=limit,
             )
