@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -113,11 +113,31 @@ class ProjectionFollower:
             stop.wait(interval)
 
 
-class BackgroundFollower:
-    """Runs a follower in a daemon thread for the embedded (inline) mode."""
+def follow_all(
+    followers: Sequence[ProjectionFollower], stop: threading.Event, *, interval: float = 0.2
+) -> None:
+    """Follow several projections in one loop until `stop` is set: each gets a batch in turn,
+    and the loop sleeps only when all are caught up. One failing projection is logged and
+    retried without holding the others back."""
+    while not stop.is_set():
+        busy = False
+        for follower in followers:
+            try:
+                busy = bool(follower.run_once()) or busy
+            except Exception:  # a database hiccup must not end the loop; it retries
+                log.exception("projection %s failed; retrying", follower.name)
+        if not busy:
+            stop.wait(interval)
 
-    def __init__(self, follower: ProjectionFollower, *, interval: float = 0.2) -> None:
-        self.follower = follower
+
+class BackgroundFollower:
+    """Runs one or more followers in a daemon thread for the embedded (inline) mode."""
+
+    def __init__(self, *followers: ProjectionFollower, interval: float = 0.2) -> None:
+        if not followers:
+            raise ValueError("BackgroundFollower needs at least one follower")
+        self.followers = followers
+        self.follower = followers[0]  # the first, for callers that ran a single projection
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,10 +147,10 @@ class BackgroundFollower:
             return
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self.follower.run_forever,
-            args=(self._stop,),
+            target=follow_all,
+            args=(self.followers, self._stop),
             kwargs={"interval": self.interval},
-            name=f"projection-{self.follower.name}",
+            name="projections-" + "-".join(f.name for f in self.followers),
             daemon=True,
         )
         self._thread.start()
