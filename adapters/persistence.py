@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
+from adapters.analytics_store import PostgresAnalyticsView, SqliteAnalyticsView
 from adapters.audit_store import PostgresAuditTrailView, SqliteAuditTrailView
 from adapters.vault import (
     DataKeyStore,
@@ -19,6 +20,7 @@ from adapters.vault import (
     PostgresDataKeyStore,
     SqliteDataKeyStore,
 )
+from application.analytics import AnalyticsView
 from application.audit import AuditTrailView
 
 
@@ -162,3 +164,26 @@ class Database:
             AuditTrailView,
             factory.tracking_recorder(SqliteAuditTrailView),
         )
+
+    def analytics_view(
+        self, *, name: str = "analytics", create_tables: bool = True
+    ) -> AnalyticsView:
+        """The analytics view. PostgreSQL: `<name>_tracking`, `<name>_counts`, `_users`,
+        `_subjects`, `_changes` in the schema; SQLite: its own file (`tessera.analytics.db`)."""
+        if self.kind == "postgres":
+            env = self._store_env(create_tables=create_tables, pool_size=2)
+            factory = InfrastructureFactory.construct(Environment(name, env))
+            return cast(AnalyticsView, factory.tracking_recorder(PostgresAnalyticsView))
+        if self.kind == "sqlite":
+            dbname = self.projection_sqlite_path(name)
+            Path(dbname).parent.mkdir(parents=True, exist_ok=True)
+        else:  # memory: a private in-memory SQLite database per view
+            dbname = f"file:tessera-{name}-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": dbname,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "true",
+        }
+        factory = InfrastructureFactory.construct(Environment(name, env))
+        return cast(AnalyticsView, factory.tracking_recorder(SqliteAnalyticsView))

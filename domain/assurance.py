@@ -17,6 +17,11 @@ ACR_BY_AAL: Final = {
 AMR_BY_METHOD: Final = {"totp": ("otp",), "hotp": ("otp",)}
 
 OTP_METHODS: Final = frozenset({"totp", "hotp"})
+
+#: Methods that resist phishing (NIST SP 800-63B §5.2.5: verifier-name binding). None of today's
+#: methods does: a typed OTP can be relayed by a fake site. WebAuthn joins this set when it lands;
+#: MFA-coverage analytics count a user's active authenticators of these methods.
+PHISHING_RESISTANT_METHODS: Final[frozenset[str]] = frozenset()
 KNOWN_METHODS: Final = frozenset(AMR_BY_METHOD)
 
 

@@ -12,6 +12,7 @@ from adapters.risk import RuleBasedRiskAssessor
 from adapters.system import CsprngSecrets, RandomIds, SystemClock
 from adapters.tokens import JoseTokenIssuer, SigningKeyRing
 from adapters.vault import EnvelopeVault, KeyRing
+from application.analytics import AnalyticsProjection, AnalyticsView, ReadAnalytics
 from application.audit import AuditTrailProjection, AuditTrailView, ReadAuditTrail
 from application.authentications import (
     GetAuthentication,
@@ -68,6 +69,17 @@ def _signing_ring(settings: Settings) -> SigningKeyRing:
 
 def _audit_view(settings: Settings, database: Database) -> AuditTrailView:
     return database.audit_view(create_tables=settings.create_tables)
+
+
+def _analytics_view(settings: Settings, database: Database) -> AnalyticsView:
+    return database.analytics_view(create_tables=settings.create_tables)
+
+
+def _read_analytics(
+    settings: Settings, database: Database, view: AnalyticsView, follower: ProjectionFollower
+) -> ReadAnalytics:
+    inline = settings.projections_inline(database.kind)
+    return ReadAnalytics(view=view, catch_up=follower.catch_up if inline else None)
 
 
 def _read_audit_trail(
@@ -143,8 +155,21 @@ class Container(containers.DeclarativeContainer):
     read_audit_trail = providers.Singleton(
         _read_audit_trail, settings, database, audit_view, audit_follower
     )
+    analytics_view = providers.Singleton(_analytics_view, settings, database)
+    analytics_projection = providers.Singleton(AnalyticsProjection, analytics_view)
+    analytics_follower = providers.Singleton(
+        ProjectionFollower, identity_app, analytics_projection
+    )
+    read_analytics = providers.Singleton(
+        _read_analytics, settings, database, analytics_view, analytics_follower
+    )
+    #: every projection, in the order `projections run` and the inline thread feed them
+    projection_followers = providers.List(audit_follower, analytics_follower)
     projection_status = providers.Callable(
-        lambda s, db, f: (s.projections_inline(db.kind), [f]), settings, database, audit_follower
+        lambda s, db, fs: (s.projections_inline(db.kind), fs),
+        settings,
+        database,
+        projection_followers,
     )
 
 

@@ -1,0 +1,242 @@
+"""The analytics tables on SQLite and PostgreSQL, written with their tracking position."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+
+from adapters.projection_store import PostgresViewPlumbing, SqliteViewPlumbing
+from application.analytics import (
+    AnalyticsView,
+    Batch,
+    Change,
+    CountDelta,
+    Coverage,
+    DailyCount,
+    Tracked,
+    UserDelta,
+)
+
+TABLE_KEYS = ("counts", "users", "subjects", "changes")
+
+#: Portable types (text days and ids), so both stores run the same statements.
+CREATE_STATEMENTS = (
+    "CREATE TABLE IF NOT EXISTS {counts} (org_id text NOT NULL, day text NOT NULL, "
+    "metric text NOT NULL, label text NOT NULL, value bigint NOT NULL, "
+    "PRIMARY KEY (org_id, metric, day, label))",
+    "CREATE TABLE IF NOT EXISTS {users} (org_id text NOT NULL, user_id text NOT NULL, "
+    "active bigint NOT NULL, phishing_resistant bigint NOT NULL, PRIMARY KEY (org_id, user_id))",
+    "CREATE TABLE IF NOT EXISTS {subjects} (aggregate_id text PRIMARY KEY, org_id text NOT NULL, "
+    "kind text NOT NULL, user_id text NOT NULL, method text, state text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {changes} (seq bigint PRIMARY KEY, position bigint NOT NULL, "
+    "org_id text NOT NULL, model text NOT NULL, key text NOT NULL, value text NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS {ix_changes} ON {changes} (org_id, seq)",
+)
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class _SqlAnalytics(AnalyticsView):
+    """The analytics logic over the shared plumbing (`q`, `select`, `execute`, `cursor`)."""
+
+    table_prefix = "analytics"
+    table_keys: tuple[str, ...] = TABLE_KEYS
+
+    # provided by the plumbing mixins
+    q: Any
+    select: Any
+    execute: Any
+    execute_many: Any
+    cursor: Any
+    rows: Any
+    track_in: Any
+
+    def subjects(self, ids: Collection[UUID]) -> dict[UUID, Tracked]:
+        keys = [str(i) for i in ids]
+        found: dict[UUID, Tracked] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            rows = self.select(
+                "SELECT aggregate_id, org_id, kind, user_id, method, state FROM {subjects} "  # noqa: S608
+                f"WHERE aggregate_id IN ({','.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+            for r in rows:
+                subject = Tracked(UUID(r[0]), UUID(r[1]), r[2], r[3], r[4], r[5])
+                found[subject.aggregate_id] = subject
+        return found
+
+    def apply(self, batch: Batch, tracking: Tracking) -> None:
+        with self.cursor(commit=True) as c:
+            self.track_in(c, tracking)  # first: the batch's exclusive claim
+            self.execute_many(
+                c,
+                "INSERT INTO {subjects} VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (aggregate_id) DO UPDATE SET method = excluded.method, "
+                "state = excluded.state",
+                [
+                    (str(s.aggregate_id), str(s.org_id), s.kind, s.user_id, s.method, s.state)
+                    for s in batch.subjects.values()
+                ],
+            )
+            self.execute(c, "SELECT COALESCE(MAX(seq), 0) FROM {changes}")
+            seq = int(self.rows(c)[0][0])
+            counts: dict[tuple[str, str, str, str], int] = {}
+            users: dict[tuple[str, str], tuple[int, int]] = {}
+            changes = []
+            for position, delta in batch.deltas:
+                seq += 1
+                org = str(delta.org_id)
+                if isinstance(delta, CountDelta):
+                    ckey = (org, delta.metric, delta.day.isoformat(), delta.label)
+                    if ckey not in counts:
+                        counts[ckey] = self._current_count(c, ckey)
+                    counts[ckey] += delta.delta
+                    key: dict[str, Any] = {
+                        "day": ckey[2],
+                        "metric": delta.metric,
+                        "label": delta.label,
+                    }
+                    changes.append(
+                        (seq, position, org, "daily", _json(key), _json({"value": counts[ckey]}))
+                    )
+                    continue
+                assert isinstance(delta, UserDelta)
+                ukey = (org, delta.user_id)
+                if ukey not in users:
+                    users[ukey] = self._current_user(c, ukey)
+                active, resistant = users[ukey]
+                users[ukey] = (active + delta.active, resistant + delta.phishing_resistant)
+                value = {"active": users[ukey][0], "phishing_resistant": users[ukey][1]}
+                changes.append(
+                    (seq, position, org, "user", _json({"user_id": delta.user_id}), _json(value))
+                )
+            self.execute_many(
+                c,
+                "INSERT INTO {counts} (org_id, metric, day, label, value) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (org_id, metric, day, label) "
+                "DO UPDATE SET value = excluded.value",
+                [(*k, v) for k, v in counts.items()],
+            )
+            self.execute_many(
+                c,
+                "INSERT INTO {users} VALUES (%s, %s, %s, %s) ON CONFLICT (org_id, user_id) "
+                "DO UPDATE SET active = excluded.active, "
+                "phishing_resistant = excluded.phishing_resistant",
+                [(*k, *v) for k, v in users.items()],
+            )
+            self.execute_many(c, "INSERT INTO {changes} VALUES (%s, %s, %s, %s, %s, %s)", changes)
+
+    def _current_count(self, c: Any, key: tuple[str, str, str, str]) -> int:
+        self.execute(
+            c,
+            "SELECT value FROM {counts} WHERE org_id = %s AND metric = %s AND day = %s "
+            "AND label = %s",
+            key,
+        )
+        found = self.rows(c)
+        return int(found[0][0]) if found else 0
+
+    def _current_user(self, c: Any, key: tuple[str, str]) -> tuple[int, int]:
+        self.execute(
+            c,
+            "SELECT active, phishing_resistant FROM {users} WHERE org_id = %s AND user_id = %s",
+            key,
+        )
+        found = self.rows(c)
+        return (int(found[0][0]), int(found[0][1])) if found else (0, 0)
+
+    def daily(
+        self, org_id: UUID, metrics: Collection[str], *, since: date | None, until: date | None
+    ) -> list[DailyCount]:
+        if not metrics:
+            return []
+        clauses = [f"org_id = %s AND metric IN ({','.join(['%s'] * len(metrics))})"]
+        params: list[Any] = [str(org_id), *metrics]
+        if since is not None:
+            clauses.append("day >= %s")
+            params.append(since.isoformat())
+        if until is not None:
+            clauses.append("day <= %s")
+            params.append(until.isoformat())
+        rows = self.select(
+            "SELECT day, metric, label, value FROM {counts} WHERE "  # noqa: S608
+            + " AND ".join(clauses)
+            + " ORDER BY day, metric, label",
+            params,
+        )
+        return [DailyCount(date.fromisoformat(r[0]), r[1], r[2], int(r[3])) for r in rows]
+
+    def coverage(self, org_id: UUID) -> Coverage:
+        rows = self.select(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN active > 0 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN phishing_resistant > 0 THEN 1 ELSE 0 END), 0) "
+            "FROM {users} WHERE org_id = %s",
+            [str(org_id)],
+        )
+        users, active, resistant = rows[0]
+        return Coverage(int(users), int(active), int(resistant))
+
+    def changes_after(self, seq: int, *, org_id: UUID, limit: int) -> list[Change]:
+        rows = self.select(
+            "SELECT seq, position, org_id, model, key, value FROM {changes} "
+            "WHERE org_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            [str(org_id), seq, limit],
+        )
+        return [
+            Change(int(r[0]), int(r[1]), UUID(r[2]), r[3], json.loads(r[4]), json.loads(r[5]))
+            for r in rows
+        ]
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        order = {
+            "counts": "org_id, metric, day, label",
+            "users": "org_id, user_id",
+            "subjects": "aggregate_id",
+            "changes": "seq",
+        }
+        return {
+            key: self.select(f"SELECT * FROM {{{key}}} ORDER BY {columns}")  # noqa: S608
+            for key, columns in order.items()
+        }
+
+    def reset(self) -> None:
+        with self.cursor(commit=True) as c:
+            for key in TABLE_KEYS:
+                self.execute(c, f"DELETE FROM {{{key}}}")  # noqa: S608
+            self.execute(c, "DELETE FROM {tracking} WHERE application_name <> '__migration__'")
+
+
+class SqliteAnalyticsView(_SqlAnalytics, SqliteViewPlumbing):
+    """Analytics tables in their own SQLite file (`tessera.analytics.db`)."""
+
+    close = SqliteViewPlumbing.close
+
+    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            *self.create_view_tables(CREATE_STATEMENTS),
+        ]
+
+
+class PostgresAnalyticsView(_SqlAnalytics, PostgresViewPlumbing):
+    """Analytics tables beside the events: `analytics_counts`, `_users`, `_subjects`,
+    `_changes` and `analytics_tracking`."""
+
+    close = PostgresViewPlumbing.close
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.sql_create_statements.extend(self.create_view_tables(CREATE_STATEMENTS))
