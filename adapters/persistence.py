@@ -20,8 +20,10 @@ from adapters.vault import (
     PostgresDataKeyStore,
     SqliteDataKeyStore,
 )
+from adapters.webhook_store import PostgresWebhookOutboxView, SqliteWebhookOutboxView
 from application.analytics import AnalyticsView
 from application.audit import AuditTrailView
+from application.webhooks import WebhookOutboxView
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +189,25 @@ class Database:
         }
         factory = InfrastructureFactory.construct(Environment(name, env))
         return cast(AnalyticsView, factory.tracking_recorder(SqliteAnalyticsView))
+
+    def webhook_outbox(self, *, create_tables: bool = True) -> WebhookOutboxView:
+        """The webhook outbox. PostgreSQL: `webhooks_tracking`, `webhooks_subscriptions`,
+        `webhooks_subjects`, `webhooks_outbox`, `webhooks_attempts`; SQLite: its own file."""
+        name = "webhooks"
+        if self.kind == "postgres":
+            env = self._store_env(create_tables=create_tables, pool_size=2)
+            factory = InfrastructureFactory.construct(Environment(name, env))
+            return cast(WebhookOutboxView, factory.tracking_recorder(PostgresWebhookOutboxView))
+        if self.kind == "sqlite":
+            dbname = self.projection_sqlite_path(name)
+            Path(dbname).parent.mkdir(parents=True, exist_ok=True)
+        else:  # memory: a private in-memory SQLite database
+            dbname = f"file:tessera-{name}-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": dbname,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "true",
+        }
+        factory = InfrastructureFactory.construct(Environment(name, env))
+        return cast(WebhookOutboxView, factory.tracking_recorder(SqliteWebhookOutboxView))

@@ -21,6 +21,7 @@ from domain.authentication import AuthenticationSession
 from domain.enrolment import Enrolment
 from domain.organisation import ApiKey, Organisation
 from domain.policy import Policy
+from domain.webhook import WebhookSubscription
 
 GENESIS_HASH = "0" * 64
 OUTCOMES = ("success", "failure", "info")
@@ -234,6 +235,7 @@ _FOLLOWING: dict[type[Any], tuple[str, str, str]] = {
     AuthenticationSession.Expired: ("authentication.expired", "info", "system"),
     Policy.Changed: ("policy.changed", "success", "administrator"),
     ApiKey.Revoked: ("api_key.revoked", "success", "administrator"),
+    WebhookSubscription.Deleted: ("webhook.deleted", "success", "administrator"),
 }
 
 
@@ -268,11 +270,16 @@ def describe(
     created = _created(domain_event, aggregate_id)
     if created is not None:
         subject, action, details = created
+        actor_type, actor_id = _actor(
+            getattr(domain_event, "by", None),  # only webhooks' creating events name an author
+            lookup,
+            "user" if subject.kind in ("enrolment", "authentication") else "system",
+        )
         entry = AuditEntry(
             org_id=subject.org_id,
             user_id=subject.user_id,
-            actor_type="user" if subject.kind in ("enrolment", "authentication") else "system",
-            actor_id=None,
+            actor_type=actor_type,
+            actor_id=actor_id,
             action=action,
             outcome="info" if subject.kind == "authentication" else "success",
             method=subject.method,
@@ -351,6 +358,10 @@ def _created(domain_event: Any, aggregate_id: UUID) -> tuple[Subject, str, dict[
     if isinstance(domain_event, Organisation.Created):
         subject = Subject(aggregate_id, aggregate_id, "organisation")
         return subject, "organisation.created", {"name": domain_event.name}
+    if isinstance(domain_event, WebhookSubscription.Created):
+        subject = Subject(aggregate_id, domain_event.org_id, "webhook")
+        details = {"url": domain_event.url, "events": list(domain_event.events)}
+        return subject, "webhook.created", details  # never the secret_ref
     if isinstance(domain_event, ApiKey.Issued):
         subject = Subject(aggregate_id, domain_event.org_id, "api_key", role=domain_event.role)
         return subject, "api_key.issued", {"role": domain_event.role, "label": domain_event.label}

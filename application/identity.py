@@ -17,6 +17,7 @@ from domain.authentication import AuthenticationSession
 from domain.enrolment import Enrolment
 from domain.organisation import ApiKey, Organisation
 from domain.policy import Policy
+from domain.webhook import WebhookSubscription
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
@@ -64,6 +65,9 @@ class IdentityApplication(Application[UUID]):
 
     def get_session(self, session_id: UUID, *, org_id: UUID) -> AuthenticationSession:
         return self._get(AuthenticationSession, session_id, "authentication", org_id)
+
+    def get_webhook(self, webhook_id: UUID, *, org_id: UUID) -> WebhookSubscription:
+        return self._get(WebhookSubscription, webhook_id, "webhook", org_id)
 
     def get_organisation(self, org_id: UUID) -> Organisation:
         return self._get(Organisation, org_id, "organisation", None)

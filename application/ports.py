@@ -125,3 +125,23 @@ class TokenClaims:
 class TokenIssuer(Protocol):
     def issue(self, claims: TokenClaims) -> str:
         """A signed access token carrying `claims`; the issuer adds `iss` and key id."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResponse:
+    """What a receiver answered: an HTTP status, or None and an error when none came."""
+
+    status: int | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class WebhookSender(Protocol):
+    """POSTs one signed webhook body. Never raises for network errors or HTTP statuses (they
+    come back as a `WebhookResponse`), follows no redirects, and must not log the headers
+    (the signature) or the body."""
+
+    def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> WebhookResponse: ...
