@@ -17,7 +17,6 @@ from application.audit import AuditTrailProjection, AuditTrailView, ReadAuditTra
 from application.authentications import (
     GetAuthentication,
     StartAuthentication,
-    Verifier,
     VerifyAuthentication,
 )
 from application.enrolments import (
@@ -40,6 +39,7 @@ from application.organisations import (
 from application.otp import CodeChecker
 from application.projections import ProjectionFollower
 from entrypoints.config import Settings
+from entrypoints.metrics import MeteredVerifier, Metrics
 
 
 def _database(settings: Settings) -> Database:
@@ -109,8 +109,14 @@ class Container(containers.DeclarativeContainer):
     )
 
     checker = providers.Singleton(CodeChecker, vault=vault, otp=otp)
+    metrics = providers.Singleton(Metrics)  # this process's Prometheus registry (ADR 11)
     verifier = providers.Singleton(
-        Verifier, app=identity_app, checker=checker, tokens=tokens, ids=ids
+        MeteredVerifier,
+        app=identity_app,
+        checker=checker,
+        tokens=tokens,
+        ids=ids,
+        metrics=metrics,
     )
 
     authenticate_api_key = providers.Singleton(AuthenticateApiKey, app=identity_app)
@@ -157,9 +163,7 @@ class Container(containers.DeclarativeContainer):
     )
     analytics_view = providers.Singleton(_analytics_view, settings, database)
     analytics_projection = providers.Singleton(AnalyticsProjection, analytics_view)
-    analytics_follower = providers.Singleton(
-        ProjectionFollower, identity_app, analytics_projection
-    )
+    analytics_follower = providers.Singleton(ProjectionFollower, identity_app, analytics_projection)
     read_analytics = providers.Singleton(
         _read_analytics, settings, database, analytics_view, analytics_follower
     )

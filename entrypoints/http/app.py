@@ -13,10 +13,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from application.organisations import Principal
 from application.projections import BackgroundFollower
 from entrypoints.container import Container
+from entrypoints.http.analytics import AnalyticsController
 from entrypoints.http.api import (
     AuthenticationController,
     EnrolmentController,
@@ -63,6 +65,16 @@ def ready(identity_app: NamedDependency[Any]) -> Status:
     except Exception:
         raise ServiceUnavailableException("The event store does not answer.") from None
     return Status(status="ready")
+
+
+@get(
+    "/metrics",
+    sync_to_thread=False,
+    include_in_schema=False,  # Prometheus text, not JSON; unauthenticated like /health (ADR 11)
+    media_type=CONTENT_TYPE_LATEST,
+)
+def metrics_text(metrics: NamedDependency[Any]) -> Response[bytes]:
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @get(
@@ -134,10 +146,14 @@ def create_app(container: Container) -> Litestar:
             "issue_api_key",
             "erase_user",
             "read_audit_trail",
+            "read_analytics",
+            "metrics",
             "projection_status",
         )
     }
     dependencies["principal"] = Provide(principal_then_body)
+    metrics = container.metrics()
+    metrics.watch_projections(container.projection_followers)
     settings = container.settings()
     lifecycle: dict[str, Any] = {}
     if settings.projections_inline(container.database().kind):
@@ -150,10 +166,13 @@ def create_app(container: Container) -> Litestar:
             AuthenticationController,
             OrganisationController,
             AuditController,
+            AnalyticsController,
             health,
             ready,
             jwks,
+            metrics_text,
         ],
+        middleware=[metrics.asgi_middleware],
         dependencies=dependencies,
         exception_handlers={Exception: handle_exception},
         before_send=[complete_allow_header],

@@ -10,12 +10,18 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, Parameter, QueryParameter
 
+from application.analytics import ReadAnalytics
 from application.audit import AuditPage, AuditRecord, ReadAuditTrail
 from application.errors import InvalidRequestError
 from application.organisations import Principal
 from application.projections import ProjectionFollower
 from entrypoints.http.problems import COMMON, problems
-from entrypoints.http.schemas import AuditPageView, AuditRecordView, ProjectionStatus
+from entrypoints.http.schemas import (
+    AnalyticsChangeView,
+    AuditPageView,
+    AuditRecordView,
+    ProjectionStatus,
+)
 
 NDJSON = "application/x-ndjson"
 Api = NamedDependency[Any]
@@ -100,17 +106,28 @@ class AuditController(Controller):
         media_type=NDJSON,
         responses=problems(*COMMON, 403, 404),
         summary="Administrators: a read model's changes after a cursor, as JSON lines",
-        description="One JSON object per line, oldest first. The `X-Next-Cursor` header is the "
-        "cursor for the next call (the position of the last line).",
+        description="One JSON object per line, oldest first. Feeds: `audit` (audit records; "
+        "the cursor is a position) and `analytics` (row changes with the row's new value; the "
+        "cursor is the change `seq`). The `X-Next-Cursor` header is the cursor for the next "
+        "call. Unknown names answer 404.",
     )
     def feed(
         self,
         name: FromPath[Annotated[str, Parameter(min_length=1, max_length=64)]],
         principal: NamedDependency[Principal],
         read_audit_trail: Api,
+        read_analytics: Api,
         cursor: FromQuery[Cursor] = None,
         limit: FromQuery[Annotated[int, Parameter(ge=1, le=10000)]] = 1000,
     ) -> Response[bytes]:
+        if name == "analytics":  # cursor: the change `seq`; lines: AnalyticsChangeView
+            analytics: ReadAnalytics = read_analytics
+            changes = analytics.feed(principal=principal, cursor=cursor, limit=limit)
+            body = b"".join(
+                msgspec.json.encode(msgspec.convert(c.as_dict(), AnalyticsChangeView)) + b"\n"
+                for c in changes.changes
+            )
+            return Response(body, media_type=NDJSON, headers={"X-Next-Cursor": changes.next_cursor})
         use_case: ReadAuditTrail = read_audit_trail
         page = use_case.feed(principal=principal, name=name, cursor=cursor, limit=limit)
         body = b"".join(msgspec.json.encode(_view(r)) + b"\n" for r in page.records)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -258,3 +258,125 @@ class ProjectionStatus(Struct):
     position: int
     head: int
     lag: int
+
+
+# --- analytics (ADR 11) ----------------------------------------------------------------------
+
+Day = Annotated[date, Meta(description="A UTC day, YYYY-MM-DD")]
+Rate = Annotated[float, Meta(ge=0, le=1)]
+
+
+class EnrolmentDay(Struct):
+    day: Day
+    method: str
+    started: int
+    added: int
+    removed: int
+
+
+class EnrolmentSeries(Struct):
+    """Per UTC day and method: enrolments started, made active (added) and revoked while
+    active (removed). Days without any are left out."""
+
+    series: list[EnrolmentDay]
+
+
+class CoverageView(Struct):
+    """Users seen (an account, enrolment or login) and how many have an active authenticator."""
+
+    users: int
+    with_authenticator: int
+    with_phishing_resistant: int
+    coverage: Rate | None
+    phishing_resistant_coverage: Rate | None
+    phishing_resistant_methods: list[str]
+
+
+class AuthenticationDay(Struct):
+    day: Day
+    method: str
+    attempts: int
+    successes: int
+    failures: int
+    success_rate: Rate | None
+
+
+class AuthenticationTotal(Struct):
+    method: str
+    attempts: int
+    successes: int
+    failures: int
+    success_rate: Rate | None
+
+
+class AuthenticationSeries(Struct):
+    """Codes judged (attempts), failed, and logins satisfied, per UTC day and method."""
+
+    series: list[AuthenticationDay]
+    totals: list[AuthenticationTotal]
+
+
+class LevelDay(Struct):
+    day: Day
+    level: str
+    count: int
+
+
+class RiskSeries(Struct):
+    """Logins started per UTC day and assessed risk level."""
+
+    series: list[LevelDay]
+
+
+class OperationDay(Struct):
+    day: Day
+    operation: str
+    count: int
+
+
+class StepUpSeries(Struct):
+    """Logins started for an operation (a step-up), per UTC day and operation."""
+
+    series: list[OperationDay]
+
+
+class SmsDeliveryDay(Struct):
+    day: Day
+    provider: str
+    country: str
+    delivered: int
+    failed: int
+    delivery_rate: Rate | None
+
+
+class SmsDeliverySeries(Struct):
+    """Empty until SMS delivery is recorded as events (`available` is false until then)."""
+
+    series: list[SmsDeliveryDay]
+    available: bool
+    note: str
+
+
+class RecoveryDay(Struct):
+    day: Day
+    opened: int
+    completed: int
+
+
+class RecoverySeries(Struct):
+    """Empty until account recovery is recorded as events (`available` is false until then)."""
+
+    series: list[RecoveryDay]
+    available: bool
+    note: str
+
+
+class AnalyticsChangeView(Struct):
+    """One analytics row change: the row's key and its new value."""
+
+    seq: int
+    position: int
+    org_id: UUID
+    model: Literal["daily", "user"]
+    key: dict[str, Any]
+    value: dict[str, Any]
