@@ -88,7 +88,7 @@ class _SqlAnalytics(AnalyticsView):
                     for s in batch.subjects.values()
                 ],
             )
-            self.execute(c, "SELECT COALESCE(MAX(seq), 0) FROM {changes}")
+            self.execute(c, "SELECT COALESCE(MAX(seq), 0) AS last FROM {changes}")
             seq = int(self.rows(c)[0][0])
             counts: dict[tuple[str, str, str, str], int] = {}
             users: dict[tuple[str, str], tuple[int, int]] = {}
@@ -178,8 +178,9 @@ class _SqlAnalytics(AnalyticsView):
 
     def coverage(self, org_id: UUID) -> Coverage:
         rows = self.select(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN active > 0 THEN 1 ELSE 0 END), 0), "
-            "COALESCE(SUM(CASE WHEN phishing_resistant > 0 THEN 1 ELSE 0 END), 0) "
+            "SELECT COUNT(*) AS users, "  # named: PostgreSQL rows are dicts by column name
+            "COALESCE(SUM(CASE WHEN active > 0 THEN 1 ELSE 0 END), 0) AS covered, "
+            "COALESCE(SUM(CASE WHEN phishing_resistant > 0 THEN 1 ELSE 0 END), 0) AS resistant "
             "FROM {users} WHERE org_id = %s",
             [str(org_id)],
         )

@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     container.data_keys()
     container.signing_keys()  # create tables and key files once, not in racing workers
     container.audit_view()
+    container.analytics_view()
     if args.demo:
         _print_demo(container, settings, port=args.port)
     os.environ["TESSERA_CREATE_TABLES"] = "false"
@@ -141,21 +142,31 @@ def _projections_run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Read models that `projections rebuild` may drop and replay (each name: its follower and view).
+REBUILDABLE = ("audit", "analytics")
+
+
 def _projections_rebuild(args: argparse.Namespace) -> int:
     container = build_container()
-    follower = container.audit_follower()
-    container.audit_view().reset()
-    applied = follower.catch_up(progress=_progress(f"rebuilding {follower.name}"))
-    print(file=sys.stderr)
-    print(f"{follower.name}: rebuilt from {applied} events, position {follower.position()}")
+    views: dict[str, Callable[[], Any]] = {
+        "audit": container.audit_view,
+        "analytics": container.analytics_view,
+    }
+    followers = {f.name: f for f in container.projection_followers()}
+    for name in [args.name] if args.name else REBUILDABLE:
+        follower = followers[name]
+        views[name]().reset()
+        applied = follower.catch_up(progress=_progress(f"rebuilding {name}"))
+        print(file=sys.stderr)
+        print(f"{name}: rebuilt from {applied} events, position {follower.position()}")
     return 0
 
 
 def _projections_status(args: argparse.Namespace) -> int:
     container = build_container()
-    follower = container.audit_follower()
-    position, head = follower.position(), follower.head()
-    print(f"{follower.name}: position {position}, head {head}, lag {max(0, head - position)}")
+    for follower in container.projection_followers():
+        position, head = follower.position(), follower.head()
+        print(f"{follower.name}: position {position}, head {head}, lag {max(0, head - position)}")
     return 0
 
 
@@ -295,7 +306,7 @@ def _add_projection_commands(commands: Any) -> None:
     projections = commands.add_parser(
         "projections",
         help="run, rebuild or inspect read models",
-        description="Read models (the audit trail) are projections of the event store.",
+        description="Read models (the audit trail, analytics) are projections of the event store.",
     )
     sub = projections.add_subparsers(dest="projections_command", required=True, metavar="COMMAND")
     run = sub.add_parser(
@@ -313,7 +324,9 @@ def _add_projection_commands(commands: Any) -> None:
         description="Delete a read model's rows and position, then apply every event again "
         "(a progress bar goes to stderr).",
     )
-    rebuild.add_argument("name", nargs="?", choices=["audit"], default="audit")
+    rebuild.add_argument(
+        "name", nargs="?", choices=REBUILDABLE, help="one read model (default: audit and analytics)"
+    )
     rebuild.set_defaults(handler=_projections_rebuild)
     status = sub.add_parser(
         "status", help="position and lag of each read model", description="Show lag."

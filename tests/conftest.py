@@ -74,6 +74,7 @@ def container(store_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Cont
     yield c
     c.identity_app().close()
     c.audit_view().close()
+    c.analytics_view().close()
     store = c.data_keys()
     if hasattr(store, "close"):
         store.close()
