@@ -25,3 +25,6 @@ class CsprngSecrets:
 
     def api_key(self) -> str:
         return "tsk_" + secrets.token_urlsafe(32)
+
+    def token(self) -> str:
+        return secrets.token_urlsafe(32)

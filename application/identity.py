@@ -13,6 +13,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from application.errors import ConflictError, NotFoundError
 from domain.account import Account
+from domain.administrator import Administrator
 from domain.authentication import AuthenticationSession
 from domain.enrolment import Enrolment
 from domain.organisation import ApiKey, Organisation
@@ -105,6 +106,17 @@ class IdentityApplication(Application[UUID]):
 
     def account_for(self, org_id: UUID, user_id: str) -> Account:
         return self.find_account(org_id, user_id) or Account(org_id=org_id, user_id=user_id)
+
+    def get_administrator(self, administrator_id: UUID) -> Administrator:
+        return self._get(Administrator, administrator_id, "administrator", None)
+
+    def find_administrator(self, org_id: UUID, user_id: str) -> Administrator | None:
+        try:
+            return self._get(
+                Administrator, Administrator.create_id(org_id, user_id), "administrator", org_id
+            )
+        except NotFoundError:
+            return None
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:
         try:

@@ -27,6 +27,9 @@ class SecretGenerator(Protocol):
     def api_key(self) -> str:
         """A new API key with at least 256 bits of entropy."""
 
+    def token(self) -> str:
+        """A URL-safe random token with 256 bits of entropy (links, sessions, CSRF)."""
+
 
 class SecretUnavailableError(Exception):
     """The secret cannot be opened: its data key was erased (crypto-shredded) or is unknown."""
@@ -46,6 +49,15 @@ class SecretVault(Protocol):
 
     def shred(self, owner: UUID) -> None:
         """Erase the owner's data key, making every secret sealed for them unreadable."""
+
+
+class PasswordHasher(Protocol):
+    """A slow, salted password hash (Argon2id). Never logs a password or a hash."""
+
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        """True when `password` matches; False (never an exception) when it does not."""
 
 
 @dataclass(frozen=True, slots=True)

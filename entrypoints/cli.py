@@ -103,6 +103,47 @@ def _org_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_add(args: argparse.Namespace) -> int:
+    from application.errors import TesseraError
+
+    container = build_container()
+    base = (args.base_url or container.settings().issuer).rstrip("/")
+    try:
+        link = container.appoint_administrator()(
+            org_id=UUID(args.org_id), user_id=args.user_id, by="cli"
+        )
+    except TesseraError as error:
+        print(f"tessera: {error}", file=sys.stderr)
+        return 1
+    url = f"{base}/admin/enrol?token={link.token}"
+    if args.json:
+        print(json.dumps({"enrolment_url": url, "expires_at": link.expires_at.isoformat()}))
+    else:
+        print(f"{args.user_id} is an administrator of {args.org_id}.")
+        print(f"one-time enrolment link (until {link.expires_at:%Y-%m-%d %H:%M} UTC):")
+        print(url)
+    return 0
+
+
+def _add_admin_commands(commands: Any) -> None:
+    admin = commands.add_parser(
+        "admin", help="manage administrators", description="Manage the admin area's users."
+    )
+    sub = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    add = sub.add_parser(
+        "add",
+        help="make a user an administrator and print a one-time enrolment link",
+        description="Give USER_ID of organisation ORG the admin role and print a one-time link "
+        "(24 h) where they set a password and enrol an authenticator app. Running it again "
+        "replaces an unused link.",
+    )
+    add.add_argument("org_id", metavar="ORG")
+    add.add_argument("user_id", metavar="USER_ID")
+    add.add_argument("--base-url", help="the server's public URL (default: TESSERA_ISSUER)")
+    add.add_argument("--json", action="store_true", help="print JSON")
+    add.set_defaults(handler=_admin_add)
+
+
 def _keys_rotate(args: argparse.Namespace) -> int:
     container = build_container()
     if not args.signing_only:
@@ -299,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.set_defaults(handler=_keys_rotate)
     _add_projection_commands(commands)
+    _add_admin_commands(commands)
     return parser
 
 

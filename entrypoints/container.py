@@ -6,12 +6,21 @@ from datetime import timedelta
 
 from dependency_injector import containers, providers
 
+from adapters.admin_sessions import InMemoryAdminSessionStore
 from adapters.otp import PyOtpVerifier, SegnoProvisioner
+from adapters.passwords import Argon2PasswordHasher
 from adapters.persistence import Database
 from adapters.risk import RuleBasedRiskAssessor
 from adapters.system import CsprngSecrets, RandomIds, SystemClock
 from adapters.tokens import JoseTokenIssuer, SigningKeyRing
 from adapters.vault import EnvelopeVault, KeyRing
+from application.administrators import (
+    AdminSessions,
+    AppointAdministrator,
+    EnrolAdministrator,
+    SignInAdministrator,
+    StartAdministratorEnrolment,
+)
 from application.analytics import AnalyticsProjection, AnalyticsView, ReadAnalytics
 from application.audit import AuditTrailProjection, AuditTrailView, ReadAuditTrail
 from application.authentications import (
@@ -166,6 +175,35 @@ class Container(containers.DeclarativeContainer):
     analytics_follower = providers.Singleton(ProjectionFollower, identity_app, analytics_projection)
     read_analytics = providers.Singleton(
         _read_analytics, settings, database, analytics_view, analytics_follower
+    )
+    # the admin area (ADR 12)
+    passwords = providers.Singleton(Argon2PasswordHasher)
+    admin_session_store = providers.Singleton(InMemoryAdminSessionStore)
+    admin_sessions = providers.Singleton(
+        AdminSessions, store=admin_session_store, secrets=secrets, clock=clock
+    )
+    appoint_administrator = providers.Singleton(
+        AppointAdministrator, app=identity_app, secrets=secrets, clock=clock
+    )
+    start_administrator_enrolment = providers.Singleton(
+        StartAdministratorEnrolment, app=identity_app, start_enrolment=start_enrolment, clock=clock
+    )
+    enrol_administrator = providers.Singleton(
+        EnrolAdministrator,
+        app=identity_app,
+        confirm_enrolment=confirm_enrolment,
+        hasher=passwords,
+        vault=vault,
+        clock=clock,
+    )
+    sign_in_administrator = providers.Singleton(
+        SignInAdministrator,
+        app=identity_app,
+        checker=checker,
+        hasher=passwords,
+        vault=vault,
+        start_authentication=start_authentication,
+        clock=clock,
     )
     #: every projection, in the order `projections run` and the inline thread feed them
     projection_followers = providers.List(audit_follower, analytics_follower)

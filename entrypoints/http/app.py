@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dependency_injector import providers
@@ -11,13 +12,16 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.routes import HTTPRoute
+from litestar.template.config import TemplateConfig
 from litestar.types import Message, Scope
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from application.organisations import Principal
 from application.projections import BackgroundFollower
 from entrypoints.container import Container
+from entrypoints.http.admin import AdminController
 from entrypoints.http.analytics import AnalyticsController
 from entrypoints.http.api import (
     AuthenticationController,
@@ -32,6 +36,7 @@ from entrypoints.http.problems import handle_exception, problem_response, proble
 from entrypoints.http.schemas import JsonWebKeySet, Status
 
 VERSION = "0.1.0"
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _from(provider: providers.Provider[Any]) -> Provide:
@@ -149,6 +154,11 @@ def create_app(container: Container) -> Litestar:
             "read_analytics",
             "metrics",
             "projection_status",
+            "clock",
+            "admin_sessions",
+            "start_administrator_enrolment",
+            "enrol_administrator",
+            "sign_in_administrator",
         )
     }
     dependencies["principal"] = Provide(principal_then_body)
@@ -167,6 +177,7 @@ def create_app(container: Container) -> Litestar:
             OrganisationController,
             AuditController,
             AnalyticsController,
+            AdminController,
             health,
             ready,
             jwks,
@@ -197,6 +208,7 @@ def create_app(container: Container) -> Litestar:
                 }
             ),
         ),
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         debug=False,
         **lifecycle,
     )
