@@ -195,7 +195,8 @@ class Database:
         `webhooks_subjects`, `webhooks_outbox`, `webhooks_attempts`; SQLite: its own file."""
         name = "webhooks"
         if self.kind == "postgres":
-            env = self._store_env(create_tables=create_tables, pool_size=2)
+            # one kept connection; the overflow (2) covers the dispatcher and follower threads
+            env = self._store_env(create_tables=create_tables, pool_size=1)
             factory = InfrastructureFactory.construct(Environment(name, env))
             return cast(WebhookOutboxView, factory.tracking_recorder(PostgresWebhookOutboxView))
         if self.kind == "sqlite":

@@ -306,10 +306,11 @@ class WebhookOutboxProjection:
             if subscription.org_id != org_id or event_type not in subscription.events:
                 continue
             identifier = delivery_id(subscription.webhook_id, e)
+            occurred_at: datetime = getattr(e, "at", e.timestamp)  # domain time, from the Clock
             body = {
                 "id": str(identifier),
                 "type": event_type,
-                "occurred_at": _iso(e.timestamp),
+                "occurred_at": _iso(occurred_at),
                 "org_id": str(org_id),
                 "data": data,
             }
@@ -321,8 +322,8 @@ class WebhookOutboxProjection:
                     position=position,
                     event_type=event_type,
                     payload=json.dumps(body, sort_keys=True, separators=(",", ":")),
-                    created_at=e.timestamp,
-                    next_attempt_at=e.timestamp,
+                    created_at=occurred_at,
+                    next_attempt_at=occurred_at,
                 )
             )
 
@@ -502,9 +503,7 @@ class WebhookDispatcher:
             next_attempt_at=next_at,
         )
         if error is not None:
-            log.info(
-                "webhook delivery %s attempt %d: %s", delivery.delivery_id, attempts, error
-            )
+            log.info("webhook delivery %s attempt %d: %s", delivery.delivery_id, attempts, error)
         return status if status != "pending" else "retried"
 
     def run_forever(self, stop: threading.Event, *, interval: float = 1.0) -> None:

@@ -26,7 +26,7 @@ def check_url(url: str) -> str:
     """An absolute http(s) URL with a host, no credentials and no fragment."""
     if not url or len(url) > MAX_URL_LENGTH or url != url.strip() or not url.isascii():
         raise InvalidWebhookError("the URL must be ASCII, without spaces, at most 2048 characters")
-    if any(ord(c) < 0x21 or c in "\\<>\"{}|^`" for c in url):
+    if any(ord(c) < 0x21 or c in '\\<>"{}|^`' for c in url):
         raise InvalidWebhookError("the URL contains characters a URL may not contain")
     try:
         parts = urlsplit(url)

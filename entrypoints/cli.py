@@ -15,7 +15,8 @@ from typing import Any
 from uuid import UUID
 
 from application.audit import AuditQuery, AuditTrailProjection, verify_chain
-from application.projections import BATCH_SIZE, ProjectionFollower
+from application.projections import BATCH_SIZE, ProjectionFollower, follow_all
+from application.webhooks import BackgroundDispatcher
 from entrypoints.config import Settings
 from entrypoints.container import build_container
 
@@ -31,6 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
     container.signing_keys()  # create tables and key files once, not in racing workers
     container.audit_view()
     container.analytics_view()
+    container.webhook_outbox()
     if args.demo:
         _print_demo(container, settings, port=args.port)
     os.environ["TESSERA_CREATE_TABLES"] = "false"
@@ -172,14 +174,22 @@ def _progress(label: str) -> Callable[[int, int], None]:
 
 def _projections_run(args: argparse.Namespace) -> int:
     container = build_container()
-    follower = container.audit_follower()
-    follower.batch_size = args.batch_size
+    followers = container.projection_followers()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"projection {follower.name}: from position {follower.position()}", file=sys.stderr)
-    follower.run_forever(stop, interval=args.interval)
-    print(f"projection {follower.name}: stopped at {follower.position()}", file=sys.stderr)
+    for follower in followers:
+        follower.batch_size = args.batch_size
+        print(f"projection {follower.name}: from position {follower.position()}", file=sys.stderr)
+    # the webhook outbox is delivered from here too (ADR 10)
+    dispatcher = BackgroundDispatcher(container.webhook_dispatcher())
+    dispatcher.start()
+    try:
+        follow_all(followers, stop, interval=args.interval)
+    finally:
+        dispatcher.stop()
+    for follower in followers:
+        print(f"projection {follower.name}: stopped at {follower.position()}", file=sys.stderr)
     return 0
 
 

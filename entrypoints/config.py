@@ -20,6 +20,7 @@ class Settings:
     create_tables: bool
     pool_size: int
     projections: str = ""  # "inline" | "external"; empty: inline on SQLite, external on PostgreSQL
+    webhook_allowed_hosts: tuple[str, ...] | None = None  # None: webhooks may go to any host
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -36,6 +37,7 @@ class Settings:
             create_tables=env.get("TESSERA_CREATE_TABLES", "true").lower() != "false",
             pool_size=int(env.get("TESSERA_DB_POOL_SIZE", "8")),
             projections=env.get("TESSERA_PROJECTIONS", "").strip().lower(),
+            webhook_allowed_hosts=_hosts(env.get("TESSERA_WEBHOOK_ALLOWED_HOSTS", "")),
         )
 
     def projections_inline(self, database_kind: str) -> bool:
@@ -49,3 +51,10 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
+
+
+def _hosts(value: str) -> tuple[str, ...] | None:
+    """`TESSERA_WEBHOOK_ALLOWED_HOSTS`: comma-separated host names (`*.example.com` for a
+    domain's subdomains); empty or unset allows every host."""
+    hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
+    return hosts or None

@@ -14,6 +14,7 @@ from adapters.risk import RuleBasedRiskAssessor
 from adapters.system import CsprngSecrets, RandomIds, SystemClock
 from adapters.tokens import JoseTokenIssuer, SigningKeyRing
 from adapters.vault import EnvelopeVault, KeyRing
+from adapters.webhook_http import HttpxWebhookSender
 from application.administrators import (
     AdminSessions,
     AppointAdministrator,
@@ -47,6 +48,14 @@ from application.organisations import (
 )
 from application.otp import CodeChecker
 from application.projections import ProjectionFollower
+from application.webhooks import (
+    CreateWebhook,
+    DeleteWebhook,
+    ReadWebhooks,
+    WebhookDispatcher,
+    WebhookOutboxProjection,
+    WebhookOutboxView,
+)
 from entrypoints.config import Settings
 from entrypoints.metrics import MeteredVerifier, Metrics
 
@@ -89,6 +98,21 @@ def _read_analytics(
 ) -> ReadAnalytics:
     inline = settings.projections_inline(database.kind)
     return ReadAnalytics(view=view, catch_up=follower.catch_up if inline else None)
+
+
+def _webhook_outbox(settings: Settings, database: Database) -> WebhookOutboxView:
+    return database.webhook_outbox(create_tables=settings.create_tables)
+
+
+def _read_webhooks(
+    settings: Settings,
+    database: Database,
+    app: IdentityApplication,
+    view: WebhookOutboxView,
+    follower: ProjectionFollower,
+) -> ReadWebhooks:
+    inline = settings.projections_inline(database.kind)
+    return ReadWebhooks(app=app, view=view, catch_up=follower.catch_up if inline else None)
 
 
 def _read_audit_trail(
@@ -176,6 +200,32 @@ class Container(containers.DeclarativeContainer):
     read_analytics = providers.Singleton(
         _read_analytics, settings, database, analytics_view, analytics_follower
     )
+    webhook_outbox = providers.Singleton(_webhook_outbox, settings, database)
+    webhook_projection = providers.Singleton(WebhookOutboxProjection, webhook_outbox)
+    webhook_follower = providers.Singleton(ProjectionFollower, identity_app, webhook_projection)
+    webhook_allowed_hosts = providers.Callable(lambda s: s.webhook_allowed_hosts, settings)
+    webhook_sender = providers.Singleton(HttpxWebhookSender, timeout=5.0)
+    webhook_dispatcher = providers.Singleton(
+        WebhookDispatcher,
+        view=webhook_outbox,
+        sender=webhook_sender,
+        vault=vault,
+        clock=clock,
+        allowed_hosts=webhook_allowed_hosts,
+    )
+    create_webhook = providers.Singleton(
+        CreateWebhook,
+        app=identity_app,
+        vault=vault,
+        secrets=secrets,
+        ids=ids,
+        clock=clock,
+        allowed_hosts=webhook_allowed_hosts,
+    )
+    delete_webhook = providers.Singleton(DeleteWebhook, app=identity_app, clock=clock)
+    read_webhooks = providers.Singleton(
+        _read_webhooks, settings, database, identity_app, webhook_outbox, webhook_follower
+    )
     # the admin area (ADR 12)
     passwords = providers.Singleton(Argon2PasswordHasher)
     admin_session_store = providers.Singleton(InMemoryAdminSessionStore)
@@ -206,7 +256,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
     )
     #: every projection, in the order `projections run` and the inline thread feed them
-    projection_followers = providers.List(audit_follower, analytics_follower)
+    projection_followers = providers.List(audit_follower, analytics_follower, webhook_follower)
     projection_status = providers.Callable(
         lambda s, db, fs: (s.projections_inline(db.kind), fs),
         settings,

@@ -75,6 +75,7 @@ def container(store_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Cont
     c.identity_app().close()
     c.audit_view().close()
     c.analytics_view().close()
+    c.webhook_outbox().close()
     store = c.data_keys()
     if hasattr(store, "close"):
         store.close()

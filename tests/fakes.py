@@ -22,3 +22,18 @@ class FakeClock:
 
     def set_unix(self, timestamp: float) -> None:
         self.current = datetime.fromtimestamp(timestamp, UTC)
+
+
+class FakeWebhookSender:
+    """Records every POST and answers with `status` (no network)."""
+
+    def __init__(self, status: int = 200) -> None:
+        from application.ports import WebhookResponse
+
+        self.status = status
+        self.sent: list[tuple[str, bytes, dict[str, str]]] = []
+        self._response = WebhookResponse
+
+    def post(self, url: str, *, body: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+        self.sent.append((url, body, dict(headers)))
+        return self._response(self.status)

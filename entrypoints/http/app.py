@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from application.organisations import Principal
 from application.projections import BackgroundFollower
+from application.webhooks import BackgroundDispatcher
 from entrypoints.container import Container
 from entrypoints.http.admin import AdminController
 from entrypoints.http.analytics import AnalyticsController
@@ -34,6 +35,7 @@ from entrypoints.http.bodies import JsonBodyRequest, check_body
 from entrypoints.http.openapi import JsonSchemaPlugin, YamlSchemaPlugin
 from entrypoints.http.problems import handle_exception, problem_response, problems
 from entrypoints.http.schemas import JsonWebKeySet, Status
+from entrypoints.http.webhooks import WebhookController
 
 VERSION = "0.1.0"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -153,6 +155,9 @@ def create_app(container: Container) -> Litestar:
             "read_audit_trail",
             "read_analytics",
             "metrics",
+            "create_webhook",
+            "delete_webhook",
+            "read_webhooks",
             "projection_status",
             "clock",
             "admin_sessions",
@@ -168,8 +173,12 @@ def create_app(container: Container) -> Litestar:
     lifecycle: dict[str, Any] = {}
     if settings.projections_inline(container.database().kind):
         # embedded mode: each server process follows the store itself (ADR 9)
-        background = BackgroundFollower(container.audit_follower())
-        lifecycle = {"on_startup": [background.start], "on_shutdown": [background.stop]}
+        background = BackgroundFollower(*container.projection_followers())
+        dispatcher = BackgroundDispatcher(container.webhook_dispatcher())
+        lifecycle = {
+            "on_startup": [background.start, dispatcher.start],
+            "on_shutdown": [dispatcher.stop, background.stop],
+        }
     return Litestar(
         route_handlers=[
             EnrolmentController,
@@ -177,6 +186,7 @@ def create_app(container: Container) -> Litestar:
             OrganisationController,
             AuditController,
             AnalyticsController,
+            WebhookController,
             AdminController,
             health,
             ready,

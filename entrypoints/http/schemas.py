@@ -380,3 +380,53 @@ class AnalyticsChangeView(Struct):
     model: Literal["daily", "user"]
     key: dict[str, Any]
     value: dict[str, Any]
+
+
+# --- webhooks (ADR 10) -----------------------------------------------------------------------
+
+WebhookEvent = Literal[
+    "enrolment.added", "enrolment.removed", "lockout", "risky_login", "recovery.opened"
+]
+
+
+class WebhookRequest(Request):
+    url: Annotated[
+        str,
+        Meta(
+            min_length=8,
+            max_length=2048,
+            pattern=r"^[hH][tT][tT][pP][sS]?://",
+            description="An http or https URL with a host, no credentials and no fragment",
+        ),
+    ]
+    events: Annotated[list[WebhookEvent], Meta(min_length=1, max_length=5)]
+    description: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class WebhookCreated(Struct):
+    webhook_id: UUID
+    url: str
+    events: list[str]
+    description: str | None
+    secret: Annotated[str, Meta(description="The signing secret; shown only in this answer")]
+
+
+class WebhookView(Struct):
+    webhook_id: UUID
+    url: str
+    events: list[str]
+    description: str | None
+    created_at: Timestamp
+
+
+class WebhookDeliveryView(Struct):
+    delivery_id: UUID
+    event_type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None
+    last_attempt_at: Timestamp | None
+    last_status: int | None
+    last_error: str | None
+    delivered_at: Timestamp | None

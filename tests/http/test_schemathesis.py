@@ -34,6 +34,8 @@ def live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live
     if request.param == "postgres":
         url = f"{PG_URL}?schema={request.getfixturevalue('pg_schema')}"
     env = tessera_env(tmp_path / "home", url)
+    # fuzzed webhook subscriptions may only name (and be delivered to) loopback: never a real host
+    env["TESSERA_WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
     org = create_org(env)
     with running_server(env) as base_url:
         yield LiveServer(base_url, {"application": org["api_key"], "admin": org["admin_api_key"]})
