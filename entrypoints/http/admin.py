@@ -33,6 +33,7 @@ from application.errors import (
 )
 from application.ports import Clock, RequestContext
 from domain.administrator import AdministratorError
+from domain.assurance import PHISHING_RESISTANT_METHODS
 from entrypoints.http.charts import Bar, bar_chart, gauge, time_series
 
 SESSION_COOKIE = "__Host-tessera-admin"
@@ -40,6 +41,7 @@ SESSION_COOKIE = "__Host-tessera-admin"
 FORM_COOKIE = "__Host-tessera-form"
 DASHBOARD_DAYS = 30
 RISK_LEVELS = ("low", "medium", "high")
+RISK_COLOURS = {"low": "#009E73", "medium": "#E69F00", "high": "#D55E00"}
 AUDIT_PAGE = 50
 
 Dep = NamedDependency[Any]
@@ -176,7 +178,13 @@ def dashboard_charts(
     ):
         risk_counts[row.label] = risk_counts.get(row.label, 0) + row.value
     risk_bars = [
-        Bar(label=level, value=count, text=str(count), data_value=str(count))
+        Bar(
+            label=level,
+            value=count,
+            text=str(count),
+            data_value=str(count),
+            colour=RISK_COLOURS.get(level),
+        )
         for level, count in risk_counts.items()
     ]
     coverage = read_analytics.coverage(principal=principal)
@@ -207,6 +215,7 @@ def dashboard_charts(
             caption="users",
         ),
         "risk_chart": bar_chart("risk", "Logins started per risk level", risk_bars),
+        "phishing_resistant_methods": sorted(PHISHING_RESISTANT_METHODS),
         "stats": {
             "users": coverage.users,
             "added": sum(sum(v) for v in per_method.values()),

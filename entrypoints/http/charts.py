@@ -25,23 +25,23 @@ def _open(chart_id: str, title: str, width: int, height: int) -> list[str]:
     ]
 
 
-def _nice_max(value: int) -> int:
-    """A round axis top at or above `value` (1, 2, 5 x 10^n), at least 1."""
-    if value <= 1:
-        return 1
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return int(step * magnitude)
-    return int(10 * magnitude)
+def _axis(value: int) -> tuple[int, int]:
+    """A round axis top at or above `value` and an integer tick step (1, 2, 5 x 10^n)."""
+    if value <= 4:
+        return max(1, value), 1
+    raw = value / 4
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(int(m * magnitude) for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    step = max(1, step)
+    return step * math.ceil(value / step), step
 
 
 def time_series(chart_id: str, title: str, days: list[date], series: dict[str, list[int]]) -> str:
     """Lines per series over `days`; each non-zero point and each series total is labelled."""
     width, height = 640, 280
-    left, right, top, bottom = 44, 150, 16, 40
+    left, right, top, bottom = 44, 150, 26, 40
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = _nice_max(max((v for values in series.values() for v in values), default=0))
+    top_value, tick = _axis(max((v for values in series.values() for v in values), default=0))
     parts = _open(chart_id, title, width, height)
 
     def x(i: int) -> float:
@@ -50,13 +50,12 @@ def time_series(chart_id: str, title: str, days: list[date], series: dict[str, l
     def y(v: float) -> float:
         return top + plot_h - plot_h * v / top_value
 
-    for k in range(5):  # horizontal grid with the axis values
-        v = top_value * k / 4
+    for v in range(0, top_value + 1, tick):  # horizontal grid with the axis values
         parts.append(
             f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
             'stroke="#e3e6ea"/>'
         )
-        label = f"{v:g}"
+        label = str(v)
         parts.append(
             f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#5f6b7a">'
             f"{label}</text>"
@@ -111,20 +110,21 @@ class Bar:
     value: float  # the bar's length, 0..maximum
     text: str  # what the bar says, e.g. "75% (3 of 4)"
     data_value: str  # the number a reader (or a test) takes from the bar
+    colour: str | None = None
 
 
 def bar_chart(chart_id: str, title: str, bars: list[Bar], *, maximum: float | None = None) -> str:
     """Horizontal bars with their label on the left and their value on the right."""
-    row, left, right = 40, 110, 150
-    width = 640
-    height = max(1, len(bars)) * row + 24
+    row, left, right = 36, 64, 104
+    width = 360
+    height = max(1, len(bars)) * row + 16
     top_value = maximum if maximum is not None else max((b.value for b in bars), default=0) or 1
     plot_w = width - left - right
     parts = _open(chart_id, title, width, height)
     for n, bar in enumerate(bars):
         y = 12 + n * row
         length = plot_w * min(bar.value, top_value) / top_value
-        colour = PALETTE[n % len(PALETTE)]
+        colour = bar.colour or PALETTE[n % len(PALETTE)]
         parts.append(
             f'<text x="{left - 10}" y="{y + 17}" text-anchor="end" fill="#1f2933">'
             f"{escape(bar.label)}</text>"
