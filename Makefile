@@ -15,12 +15,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tessera serve --host 127.0.0.1 --port 8000 --demo
 
-# Debian packages the tests use: oathtool (independent OTP generator).
+# Debian packages the tests use: oathtool (independent OTP generator), chromium (browser tests;
+# never `playwright install`). In CI (CI=true) a failed chromium install fails the target.
 system-deps:
 	@command -v oathtool >/dev/null 2>&1 || { \
 	  echo "installing oathtool"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq oathtool) \
 	  >/dev/null 2>&1 || echo "could not install oathtool (tests that need it will say so)"; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium (Debian's; the admin dashboard's browser test drives it)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  >/dev/null 2>&1 || { echo "could not install chromium"; test "$$CI" != true; }; }
 
 # Start PostgreSQL where it is installed but not running.
 postgres:
