@@ -363,13 +363,10 @@ class PostgresAuditTrailView(AuditTrailView, PostgresTrackingRecorder):
                     ),
                     [(s.aggregate_id, s.org_id, s.kind, *_subject_fields(s)) for s in subjects],
                 )
-            if records:
-                curs.executemany(
-                    self._sql(
-                        f"INSERT INTO {{r}} ({_RECORD_COLUMNS}) VALUES ({', '.join(['%s'] * 17)})"  # noqa: S608
-                    ),
-                    [self._row(r) for r in records],
-                )
+            if records:  # COPY: one round trip per batch instead of one statement per record
+                with curs.copy(self._sql(f"COPY {{r}} ({_RECORD_COLUMNS}) FROM STDIN")) as copy:
+                    for record in records:
+                        copy.write_row(self._row(record))
             if moved:
                 curs.executemany(
                     self._sql(

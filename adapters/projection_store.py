@@ -50,6 +50,14 @@ class SqliteViewPlumbing(SQLiteTrackingRecorder):
         if params:
             cursor.executemany(self.q(text), [list(p) for p in params])
 
+    def insert_rows(
+        self, cursor: Any, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Append rows to the table `{key}` (plain inserts; PostgreSQL uses COPY)."""
+        marks = ", ".join(["%s"] * len(columns))
+        text = f"INSERT INTO {{{key}}} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+        self.execute_many(cursor, text, rows)
+
     def track_in(self, cursor: Any, tracking: Any) -> None:
         """Record the tracking position inside the caller's transaction."""
         self._insert_tracking(cursor, tracking)
@@ -94,6 +102,17 @@ class PostgresViewPlumbing(PostgresTrackingRecorder):
     def execute_many(self, cursor: Any, text: str, params: Sequence[Sequence[Any]]) -> None:
         if params:
             cursor.executemany(self.q(text), [list(p) for p in params])
+
+    def insert_rows(
+        self, cursor: Any, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Append rows to the table `{key}` with COPY: one round trip for a whole batch."""
+        if not rows:
+            return
+        text = f"COPY {{{key}}} ({', '.join(columns)}) FROM STDIN"
+        with cursor.copy(self.q(text)) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def track_in(self, cursor: Any, tracking: Any) -> None:
         """Record the tracking position inside the caller's transaction."""

@@ -16,6 +16,9 @@ log = logging.getLogger("tessera.projections")
 
 #: Events per transaction: large enough to amortise a commit, small enough to stay responsive.
 BATCH_SIZE = 500
+#: Events per transaction when rebuilding: fewer commits and per-batch lookups; memory stays
+#: bounded by one batch (see bench/rebuild.py).
+REBUILD_BATCH_SIZE = 5000
 
 
 class BatchProjection(Protocol):
@@ -66,14 +69,15 @@ class ProjectionFollower:
         """Events recorded but not yet applied."""
         return max(0, self.head() - self.position())
 
-    def run_once(self) -> int:
-        """Apply the next batch; the number of events applied (0 when caught up)."""
+    def run_once(self, *, batch_size: int | None = None) -> int:
+        """Apply the next batch (of `batch_size`, default the follower's); the number of
+        events applied (0 when caught up)."""
         with self._lock:
             if self._finished:
                 return 0
             start = self.position() + 1
             notifications = self.app.recorder.select_notifications(
-                start=start, limit=self.batch_size
+                start=start, limit=batch_size or self.batch_size
             )
             batch: list[tuple[Any, Tracking]] = []
             for notification in notifications:
@@ -90,11 +94,16 @@ class ProjectionFollower:
                 log.info("projection %s: batch from %d applied elsewhere", self.name, start)
             return len(batch)
 
-    def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
+    def catch_up(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        batch_size: int | None = None,
+    ) -> int:
         """Apply batches until none is left; `progress(position, head)` after each."""
         total = 0
         head = self.head()
-        while applied := self.run_once():
+        while applied := self.run_once(batch_size=batch_size):
             total += applied
             if progress is not None:
                 progress(self.position(), max(head, self.position()))

@@ -15,7 +15,12 @@ from typing import Any
 from uuid import UUID
 
 from application.audit import AuditQuery, AuditTrailProjection, verify_chain
-from application.projections import BATCH_SIZE, ProjectionFollower, follow_all
+from application.projections import (
+    BATCH_SIZE,
+    REBUILD_BATCH_SIZE,
+    ProjectionFollower,
+    follow_all,
+)
 from application.webhooks import BackgroundDispatcher
 from entrypoints.config import Settings
 from entrypoints.container import build_container
@@ -207,7 +212,9 @@ def _projections_rebuild(args: argparse.Namespace) -> int:
     for name in [args.name] if args.name else REBUILDABLE:
         follower = followers[name]
         views[name]().reset()
-        applied = follower.catch_up(progress=_progress(f"rebuilding {name}"))
+        applied = follower.catch_up(
+            progress=_progress(f"rebuilding {name}"), batch_size=REBUILD_BATCH_SIZE
+        )
         print(file=sys.stderr)
         print(f"{name}: rebuilt from {applied} events, position {follower.position()}")
     return 0
