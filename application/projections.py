@@ -129,14 +129,15 @@ def follow_all(
     and the loop sleeps only when all are caught up. One failing projection is logged and
     retried without holding the others back."""
     while not stop.is_set():
-        busy = False
+        busy = failed = False
         for follower in followers:
             try:
                 busy = bool(follower.run_once()) or busy
             except Exception:  # a database hiccup must not end the loop; it retries
                 log.exception("projection %s failed; retrying", follower.name)
-        if not busy:
-            stop.wait(interval)
+                failed = True
+        if not busy:  # after a failure, back off as run_forever does, not to flood the log
+            stop.wait(min(5.0, interval * 10) if failed else interval)
 
 
 class BackgroundFollower:
