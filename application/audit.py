@@ -17,6 +17,7 @@ from eventsourcing.persistence import Tracking, TrackingRecorder
 from application.errors import InvalidRequestError, NotFoundError
 from application.organisations import Principal
 from domain.account import Account
+from domain.administrator import Administrator
 from domain.authentication import AuthenticationSession
 from domain.enrolment import Enrolment
 from domain.organisation import ApiKey, Organisation
@@ -236,6 +237,9 @@ _FOLLOWING: dict[type[Any], tuple[str, str, str]] = {
     Policy.Changed: ("policy.changed", "success", "administrator"),
     ApiKey.Revoked: ("api_key.revoked", "success", "administrator"),
     WebhookSubscription.Deleted: ("webhook.deleted", "success", "administrator"),
+    Administrator.LinkIssued: ("administrator.link_issued", "success", "system"),
+    Administrator.Enrolled: ("administrator.enrolled", "success", "user"),
+    Administrator.SignedIn: ("administrator.signed_in", "success", "user"),
 }
 
 
@@ -362,6 +366,9 @@ def _created(domain_event: Any, aggregate_id: UUID) -> tuple[Subject, str, dict[
         subject = Subject(aggregate_id, domain_event.org_id, "webhook")
         details = {"url": domain_event.url, "events": list(domain_event.events)}
         return subject, "webhook.created", details  # never the secret_ref
+    if isinstance(domain_event, Administrator.Appointed):
+        subject = Subject(aggregate_id, domain_event.org_id, "administrator", domain_event.user_id)
+        return subject, "administrator.appointed", {}  # the link's hash stays in the store
     if isinstance(domain_event, ApiKey.Issued):
         subject = Subject(aggregate_id, domain_event.org_id, "api_key", role=domain_event.role)
         return subject, "api_key.issued", {"role": domain_event.role, "label": domain_event.label}

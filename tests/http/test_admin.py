@@ -243,6 +243,8 @@ def test_an_administrator_sees_only_their_organisation(web, container, clock, or
     assert 'class="gauge-counts" data-part="1" data-whole="1">1 of 1 users' in dashboard
     audit = web.get("/admin/audit").text
     assert "root" in audit and "globex-user" not in audit
+    for action in ("appointed", "link_issued", "enrolled", "signed_in"):
+        assert f"<td>administrator.{action}</td>" in audit
     filtered = web.get("/admin/audit", params={"user_id": "globex-user"}).text
     assert "No records match." in filtered
 
