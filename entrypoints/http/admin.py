@@ -128,7 +128,10 @@ def _to_login() -> Response[Any]:
     return response
 
 
-def _signed_in(admin_sessions: AdminSessions, identity: Any) -> Response[Any]:
+def _signed_in(
+    request: Request[Any, Any, Any], admin_sessions: AdminSessions, identity: Any
+) -> Response[Any]:
+    admin_sessions.close(request.cookies.get(SESSION_COOKIE))  # a sign-in never reuses an id
     session_id, _ = admin_sessions.open(identity)
     response: Response[Any] = Redirect("/admin", status_code=303)
     response.set_cookie(
@@ -286,7 +289,7 @@ class AdminController(Controller):
             return again(401, "The sign-in details are not valid.")
         except ConflictError:
             return again(409, "The sign-in could not be completed. Try again.")
-        return _signed_in(admin_sessions, identity)
+        return _signed_in(request, admin_sessions, identity)
 
     @get("/enrol", sync_to_thread=True)
     def enrol_form(
@@ -359,7 +362,7 @@ class AdminController(Controller):
                 "and enter the code your app shows.",
                 retry=retry,
             )
-        return _signed_in(admin_sessions, identity)
+        return _signed_in(request, admin_sessions, identity)
 
     @post("/logout", sync_to_thread=False, status_code=303)
     def logout(

@@ -174,6 +174,22 @@ def test_sign_in_needs_the_password_and_the_code_and_failures_are_throttled(
     assert web.get("/admin").status_code == 200
 
 
+def test_signing_in_again_replaces_the_session_and_signing_out_ends_it(
+    web, container, clock, org
+) -> None:
+    key = _enrol(web, container, clock, org.org_id)
+    first = web.cookies.get("__Host-tessera-admin")
+    assert _sign_in(web, org.org_id, totp(key, clock.now())).status_code == 303
+    second = web.cookies.get("__Host-tessera-admin")
+    assert second and second != first
+    web.cookies.set("__Host-tessera-admin", first)
+    assert web.get("/admin", follow_redirects=False).status_code == 303
+    web.cookies.set("__Host-tessera-admin", second)
+    _sign_out(web)
+    web.cookies.set("__Host-tessera-admin", second)
+    assert web.get("/admin", follow_redirects=False).status_code == 303
+
+
 def test_unknown_users_and_other_organisations_cannot_sign_in(web, container, clock, org) -> None:
     key = _enrol(web, container, clock, org.org_id)
     _sign_out(web)
