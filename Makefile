@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck contracts pytest schemathesis system-deps postgres bench clean
+.PHONY: run test lint typecheck contracts pytest schemathesis system-deps postgres bench bench-rebuild clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ test: lint typecheck contracts pytest
 
 bench: $(STAMP) postgres
 	$(BIN)/python -m bench.verify
+
+# A million events on PostgreSQL, then `tessera projections rebuild` timed (bench/README.md).
+bench-rebuild: $(STAMP) postgres
+	$(BIN)/python -m bench.rebuild
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
