@@ -122,6 +122,43 @@ class ProjectionFollower:
             stop.wait(interval)
 
 
+def catch_up_together(
+    followers: Sequence[ProjectionFollower],
+    *,
+    batch_size: int = REBUILD_BATCH_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """Bring several read models of one application up to its head in a single pass over
+    the log (a rebuild): each batch is selected and decoded once and handed to every
+    follower still behind it. The events applied per follower, by name."""
+    if not followers:
+        return {}
+    app = followers[0].app
+    positions = {f.name: f.position() for f in followers}
+    applied = dict.fromkeys(positions, 0)
+    head = followers[0].head()
+    while True:
+        start = min(positions.values()) + 1
+        notifications = app.recorder.select_notifications(start=start, limit=batch_size)
+        if not notifications:
+            return applied
+        batch = [(app.mapper.to_domain_event(n), Tracking(app.name, n.id)) for n in notifications]
+        for follower in followers:
+            behind = [item for item in batch if item[1].notification_id > positions[follower.name]]
+            if not behind:
+                continue
+            with follower._lock:
+                try:
+                    follower.projection.process_batch(behind)
+                except IntegrityError:
+                    log.info("projection %s: batch from %d applied elsewhere", follower.name, start)
+            positions[follower.name] = follower.position()
+            applied[follower.name] += len(behind)
+        if progress is not None:
+            done = min(positions.values())
+            progress(done, max(head, done))
+
+
 def follow_all(
     followers: Sequence[ProjectionFollower], stop: threading.Event, *, interval: float = 0.2
 ) -> None:
