@@ -60,7 +60,7 @@ h1{font-size:1.35rem;margin:.2rem 0 1rem}h2{font-size:1rem;margin:0 0 .5rem}
 .card{background:#fff;border:1px solid var(--line);border-radius:10px;padding:1rem}
 .span-8{grid-column:span 8}.span-4{grid-column:span 4}.span-6{grid-column:span 6}
 .span-3{grid-column:span 3}.span-12{grid-column:span 12}
-@media (max-width:900px){.span-8,.span-4,.span-6,.span-3{grid-column:span 12}}
+@media (max-width:900px){.span-8,.span-4,.span-6{grid-column:span 12}.span-3{grid-column:span 6}}
 .stat{font-size:1.8rem;font-weight:700}.muted{color:var(--muted)}
 svg.chart{width:100%;height:auto;display:block}
 form.stack{display:grid;gap:.8rem;max-width:24rem}

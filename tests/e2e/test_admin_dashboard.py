@@ -99,9 +99,7 @@ def test_an_administrator_enrols_signs_in_and_the_dashboard_shows_the_seeded_num
         _seed(base, org["api_key"])
         link = _admin_link(env, org["org_id"], base)
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
                 page.goto(link)
@@ -140,6 +138,15 @@ def test_an_administrator_enrols_signs_in_and_the_dashboard_shows_the_seeded_num
                 low = page.locator('#risk text.bar-value[data-label="low"]')
                 assert low.text_content() == "3"
                 assert page.locator("#stat-users").text_content() == "3"
+
+                page.set_viewport_size({"width": 390, "height": 844})  # a phone
+                page.reload()
+                phone = tmp_path / "dashboard-phone.png"
+                page.screenshot(path=str(phone), full_page=True)
+                if os.environ.get("TESSERA_E2E_ARTIFACTS"):
+                    shutil.copy(phone, Path(os.environ["TESSERA_E2E_ARTIFACTS"]) / phone.name)
+                overflow = page.evaluate("document.documentElement.scrollWidth")
+                assert overflow <= 390, f"the page is {overflow}px wide on a 390px screen"
 
                 page.get_by_role("link", name="Audit trail").click()
                 expect(page.locator("tr.audit-row").first).to_be_visible()

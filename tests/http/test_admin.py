@@ -279,6 +279,13 @@ def test_the_audit_browser_filters_and_pages(web, container, clock, org, headers
     assert web.get(nxt).text.count('class="audit-row"') >= 1
 
 
+def test_what_users_typed_is_escaped_on_the_pages(web, container, clock, org, headers) -> None:
+    _seed(web, headers, clock, user="<img src=x onerror=alert(1)>")
+    _enrol(web, container, clock, org.org_id)
+    audit = web.get("/admin/audit").text
+    assert "<img" not in audit and "&lt;img src=x onerror=alert(1)&gt;" in audit
+
+
 def test_admin_pages_are_html_and_stay_out_of_the_openapi_schema(web) -> None:
     assert web.get("/admin", follow_redirects=False).status_code == 303
     schema = web.get("/schema/openapi.json").json()
