@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 from abc import abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -607,7 +607,7 @@ class ReadWebhooks:
         *,
         app: IdentityApplication,
         view: WebhookOutboxView,
-        catch_up: Any = None,
+        catch_up: Callable[[], object] | None = None,
     ) -> None:
         self.app = app
         self.view = view
