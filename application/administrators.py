@@ -208,6 +208,11 @@ class SignInAdministrator:
     def __call__(
         self, *, org_id: UUID, user_id: str, password: str, code: str, context: RequestContext
     ) -> AdminIdentity:
+        try:
+            self.app.get_organisation(org_id)  # no account is ever opened in an unknown one
+        except NotFoundError:
+            self.hasher.verify(self._decoy(), password)
+            raise SignInRefusedError("the sign-in details are not valid") from None
         admin = self.app.find_administrator(org_id, user_id)
         password_ok = self._password_matches(admin, password)
 

@@ -198,6 +198,9 @@ def test_unknown_users_and_other_organisations_cannot_sign_in(web, container, cl
     assert _sign_in(web, other.org_id, code).status_code == 401
     assert _sign_in(web, org.org_id, code, user_id="mallory").status_code == 401
     assert _sign_in(web, "not-a-uuid", code).status_code == 401
+    unknown = uuid4()
+    assert _sign_in(web, unknown, code).status_code == 401
+    assert container.identity_app().find_account(unknown, "root") is None
 
 
 def test_forms_without_their_csrf_token_are_refused(web, container, clock, org) -> None:
