@@ -26,6 +26,8 @@ def free_port() -> int:
 def tessera_env(home: Path, database_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
     env["TESSERA_HOME"] = str(home)
+    # Several servers and test processes share one PostgreSQL (100 connections by default).
+    env["TESSERA_DB_POOL_SIZE"] = "4"
     if database_url:
         env["TESSERA_DATABASE_URL"] = database_url
     return env
