@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -369,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute(
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
                 )
-            print(f"dropped schema {schema}")
+            shutil.rmtree(home, ignore_errors=True)
+            print(f"dropped schema {schema}, deleted {home}")
     return 0
 
 
