@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
 from eventsourcing.utils import Environment
 
 from adapters.analytics_store import PostgresAnalyticsView, SqliteAnalyticsView
@@ -138,22 +138,27 @@ class Database:
         path = Path(self.sqlite_path)
         return str(path.with_name(f"{path.stem}.{name}{path.suffix or '.db'}"))
 
-    def audit_view(
-        self, *, name: str = "audit", sqlite_path: str | None = None, create_tables: bool = True
-    ) -> AuditTrailView:
-        """The audit trail's view. PostgreSQL: tables `<name>_tracking`, `<name>_records`,
-        `<name>_heads`, `<name>_subjects` in the schema; SQLite: its own file."""
+    def _tracking_recorder(
+        self,
+        name: str,
+        *,
+        postgres_class: type[TrackingRecorder],
+        sqlite_class: type[TrackingRecorder],
+        pool_size: int,
+        create_tables: bool,
+        sqlite_path: str | None = None,
+    ) -> TrackingRecorder:
+        """A projection's view: tables `<name>_*` in the PostgreSQL schema; on SQLite its own
+        file (the library always names SQLite's tracking table `tracking`); in memory a private
+        shared-cache SQLite database."""
         if self.kind == "postgres":
-            env = self._store_env(create_tables=create_tables, pool_size=2)
+            env = self._store_env(create_tables=create_tables, pool_size=pool_size)
             factory = InfrastructureFactory.construct(Environment(name, env))
-            return cast(
-                AuditTrailView,
-                factory.tracking_recorder(PostgresAuditTrailView),
-            )
+            return factory.tracking_recorder(postgres_class)
         if self.kind == "sqlite":
             dbname = sqlite_path or self.projection_sqlite_path(name)
             Path(dbname).parent.mkdir(parents=True, exist_ok=True)
-        else:  # memory: a private in-memory SQLite database per view
+        else:
             dbname = f"file:tessera-{name}-{uuid.uuid4().hex}?mode=memory&cache=shared"
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -162,53 +167,44 @@ class Database:
             "CREATE_TABLE": "true",
         }
         factory = InfrastructureFactory.construct(Environment(name, env))
-        return cast(
-            AuditTrailView,
-            factory.tracking_recorder(SqliteAuditTrailView),
+        return factory.tracking_recorder(sqlite_class)
+
+    def audit_view(
+        self, *, name: str = "audit", sqlite_path: str | None = None, create_tables: bool = True
+    ) -> AuditTrailView:
+        """The audit trail's view: `<name>_tracking`, `_records`, `_heads`, `_subjects`."""
+        view = self._tracking_recorder(
+            name,
+            postgres_class=PostgresAuditTrailView,
+            sqlite_class=SqliteAuditTrailView,
+            pool_size=2,
+            create_tables=create_tables,
+            sqlite_path=sqlite_path,
         )
+        return cast(AuditTrailView, view)
 
     def analytics_view(
         self, *, name: str = "analytics", create_tables: bool = True
     ) -> AnalyticsView:
-        """The analytics view. PostgreSQL: `<name>_tracking`, `<name>_counts`, `_users`,
-        `_subjects`, `_changes` in the schema; SQLite: its own file (`tessera.analytics.db`)."""
-        if self.kind == "postgres":
-            env = self._store_env(create_tables=create_tables, pool_size=2)
-            factory = InfrastructureFactory.construct(Environment(name, env))
-            return cast(AnalyticsView, factory.tracking_recorder(PostgresAnalyticsView))
-        if self.kind == "sqlite":
-            dbname = self.projection_sqlite_path(name)
-            Path(dbname).parent.mkdir(parents=True, exist_ok=True)
-        else:  # memory: a private in-memory SQLite database per view
-            dbname = f"file:tessera-{name}-{uuid.uuid4().hex}?mode=memory&cache=shared"
-        env = {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": dbname,
-            "SQLITE_LOCK_TIMEOUT": "30",
-            "CREATE_TABLE": "true",
-        }
-        factory = InfrastructureFactory.construct(Environment(name, env))
-        return cast(AnalyticsView, factory.tracking_recorder(SqliteAnalyticsView))
+        """The analytics view: `<name>_tracking`, `_counts`, `_users`, `_subjects`, `_changes`."""
+        view = self._tracking_recorder(
+            name,
+            postgres_class=PostgresAnalyticsView,
+            sqlite_class=SqliteAnalyticsView,
+            pool_size=2,
+            create_tables=create_tables,
+        )
+        return cast(AnalyticsView, view)
 
     def webhook_outbox(self, *, create_tables: bool = True) -> WebhookOutboxView:
-        """The webhook outbox. PostgreSQL: `webhooks_tracking`, `webhooks_subscriptions`,
-        `webhooks_subjects`, `webhooks_outbox`, `webhooks_attempts`; SQLite: its own file."""
-        name = "webhooks"
-        if self.kind == "postgres":
-            # one kept connection; the overflow (2) covers the dispatcher and follower threads
-            env = self._store_env(create_tables=create_tables, pool_size=1)
-            factory = InfrastructureFactory.construct(Environment(name, env))
-            return cast(WebhookOutboxView, factory.tracking_recorder(PostgresWebhookOutboxView))
-        if self.kind == "sqlite":
-            dbname = self.projection_sqlite_path(name)
-            Path(dbname).parent.mkdir(parents=True, exist_ok=True)
-        else:  # memory: a private in-memory SQLite database
-            dbname = f"file:tessera-{name}-{uuid.uuid4().hex}?mode=memory&cache=shared"
-        env = {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": dbname,
-            "SQLITE_LOCK_TIMEOUT": "30",
-            "CREATE_TABLE": "true",
-        }
-        factory = InfrastructureFactory.construct(Environment(name, env))
-        return cast(WebhookOutboxView, factory.tracking_recorder(SqliteWebhookOutboxView))
+        """The webhook outbox: `webhooks_tracking`, `_subscriptions`, `_subjects`, `_outbox`,
+        `_attempts`. One kept PostgreSQL connection; the overflow (2) covers the dispatcher and
+        follower threads."""
+        view = self._tracking_recorder(
+            "webhooks",
+            postgres_class=PostgresWebhookOutboxView,
+            sqlite_class=SqliteWebhookOutboxView,
+            pool_size=1,
+            create_tables=create_tables,
+        )
+        return cast(WebhookOutboxView, view)
