@@ -24,7 +24,7 @@ from application.projections import (
 )
 from application.webhooks import BackgroundDispatcher
 from entrypoints.config import Settings
-from entrypoints.container import build_container
+from entrypoints.container import Container, build_container
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -55,23 +55,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_demo(container: object, settings: Settings, *, port: int) -> None:
+def _print_demo(container: Container, settings: Settings, *, port: int) -> None:
     """Create the demo organisation once, and a fresh application key on every start."""
     marker = settings.home / "demo-org"
-    app = container.identity_app()  # type: ignore[attr-defined]
+    app = container.identity_app()
     if marker.exists():
         from uuid import UUID
 
         org_id = UUID(marker.read_text().strip())
-        _, api_key = container.issue_api_key()(  # type: ignore[attr-defined]
-            org_id=org_id, role="application", label="make run"
-        )
-        _, admin_key = container.issue_api_key()(  # type: ignore[attr-defined]
-            org_id=org_id, role="admin", label="make run"
-        )
+        _, api_key = container.issue_api_key()(org_id=org_id, role="application", label="make run")
+        _, admin_key = container.issue_api_key()(org_id=org_id, role="admin", label="make run")
         name = app.get_organisation(org_id).name
     else:
-        created = container.create_organisation()(name="Demo")  # type: ignore[attr-defined]
+        created = container.create_organisation()(name="Demo")
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(created.org_id))
         org_id, api_key, admin_key, name = (
