@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -177,15 +178,15 @@ def follow_all(
             stop.wait(min(5.0, interval * 10) if failed else interval)
 
 
-class BackgroundFollower:
-    """Runs one or more followers in a daemon thread for the embedded (inline) mode."""
+class BackgroundLoop:
+    """Runs `loop(stop)` in a daemon thread until `stop()` (inline projections, webhooks)."""
 
-    def __init__(self, *followers: ProjectionFollower, interval: float = 0.2) -> None:
-        if not followers:
-            raise ValueError("BackgroundFollower needs at least one follower")
-        self.followers = followers
-        self.follower = followers[0]  # the first, for callers that ran a single projection
-        self.interval = interval
+    def __init__(
+        self, loop: Callable[[threading.Event], None], *, name: str, join_timeout: float = 15.0
+    ) -> None:
+        self._loop = loop
+        self._name = name
+        self._join_timeout = join_timeout
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -194,16 +195,25 @@ class BackgroundFollower:
             return
         self._stop.clear()
         self._thread = threading.Thread(
-            target=follow_all,
-            args=(self.followers, self._stop),
-            kwargs={"interval": self.interval},
-            name="projections-" + "-".join(f.name for f in self.followers),
-            daemon=True,
+            target=self._loop, args=(self._stop,), name=self._name, daemon=True
         )
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self._join_timeout)
             self._thread = None
+
+
+class BackgroundFollower(BackgroundLoop):
+    """Follows one or more projections in a daemon thread for the embedded (inline) mode."""
+
+    def __init__(self, *followers: ProjectionFollower, interval: float = 0.2) -> None:
+        if not followers:
+            raise ValueError("BackgroundFollower needs at least one follower")
+        self.followers = followers
+        super().__init__(
+            functools.partial(follow_all, followers, interval=interval),
+            name="projections-" + "-".join(f.name for f in followers),
+        )

@@ -9,6 +9,7 @@ and POSTs them, and records each attempt; failures are retried with exponential 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -35,6 +36,7 @@ from application.ports import (
     SecretVault,
     WebhookSender,
 )
+from application.projections import BackgroundLoop
 from domain.authentication import AuthenticationSession
 from domain.enrolment import Enrolment
 from domain.webhook import WebhookError, WebhookSubscription, check_url
@@ -629,30 +631,12 @@ class ReadWebhooks:
         return self.view.deliveries(webhook_id, limit=limit)
 
 
-class BackgroundDispatcher:
+class BackgroundDispatcher(BackgroundLoop):
     """Runs the dispatcher in a daemon thread (servers in inline mode, `projections run`)."""
 
     def __init__(self, dispatcher: WebhookDispatcher, *, interval: float = 1.0) -> None:
         self.dispatcher = dispatcher
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self.dispatcher.run_forever,
-            args=(self._stop,),
-            kwargs={"interval": self.interval},
+        super().__init__(
+            functools.partial(dispatcher.run_forever, interval=interval),
             name="webhook-dispatcher",
-            daemon=True,
         )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-            self._thread = None
