@@ -157,3 +157,236 @@ class WebhookSender(Protocol):
     (the signature) or the body."""
 
     def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> WebhookResponse: ...
+
+
+# --- WebAuthn (W3C Web Authentication Level 3) -----------------------------------------------
+
+
+class WebAuthnError(Exception):
+    """A ceremony failed verification; the message says why and never holds key material."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelyingParty:
+    """Who the credentials are scoped to, and which origins may run a ceremony.
+
+    `top_origins` lists the top-level origins a cross-origin (iframe) ceremony may come from;
+    a ceremony with `crossOrigin: true` from any other top origin, or with none, is refused.
+    """
+
+    rp_id: str
+    name: str
+    origins: tuple[str, ...]
+    top_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatorInfo:
+    """One authenticator model as the FIDO Metadata Service (MDS3) describes it."""
+
+    aaguid: str  # lower-case UUID string
+    description: str
+    icon: str | None  # a data: URL, as MDS3 ships it
+    certification: str | None  # e.g. "FIDO_CERTIFIED_L2", the latest certification status
+    status: str  # the latest status report's status, e.g. "FIDO_CERTIFIED", "REVOKED"
+    compromised: bool  # revoked, or any *_COMPROMISE status
+    root_certificates: tuple[bytes, ...]  # DER trust anchors for its attestation chains
+
+
+class AuthenticatorMetadata(Protocol):
+    """A verified MDS3 BLOB, loaded from a file (no network at runtime)."""
+
+    @property
+    def serial(self) -> int:
+        """The BLOB's `no`: a newer BLOB has a larger number (0 when none is loaded)."""
+
+    def lookup(self, aaguid: str) -> AuthenticatorInfo | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredCredential:
+    """What a verified registration ceremony yields; the public key is not a secret."""
+
+    credential_id: bytes
+    public_key: bytes  # COSE_Key
+    algorithm: int  # COSE algorithm identifier, e.g. -7 (ES256)
+    sign_count: int
+    aaguid: str  # lower-case UUID string
+    fmt: str  # attestation statement format
+    attestation_type: str  # "none" | "self" | "basic" | "attca" | "anonca"
+    attested: bool  # the attestation chain verified up to a metadata trust anchor
+    user_present: bool
+    user_verified: bool
+    backup_eligible: bool
+    backed_up: bool
+    transports: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAssertion:
+    credential_id: bytes
+    sign_count: int
+    user_verified: bool
+    backup_eligible: bool
+    backed_up: bool
+    user_handle: bytes | None
+
+
+class WebAuthnCeremonies(Protocol):
+    """Registration and authentication ceremonies (WebAuthn Level 3 §7.1 and §7.2).
+
+    Options come back as the Level 3 JSON forms (`PublicKeyCredentialCreationOptionsJSON`,
+    `PublicKeyCredentialRequestOptionsJSON`), ready for `parse*OptionsFromJSON`. Credentials
+    are accepted as `PublicKeyCredential.toJSON()` produces them. Every failure raises
+    `WebAuthnError`.
+    """
+
+    def creation_options(
+        self,
+        *,
+        rp: RelyingParty,
+        user_handle: bytes,
+        user_name: str,
+        display_name: str,
+        challenge: bytes,
+        exclude: list[bytes],
+        attachment: str | None,  # "platform" | "cross-platform" | None
+        resident_key: str,  # "discouraged" | "preferred" | "required"
+        user_verification: str,  # "discouraged" | "preferred" | "required"
+        attestation: str,  # "none" | "direct"
+        timeout_ms: int,
+    ) -> dict[str, Any]: ...
+
+    def request_options(
+        self,
+        *,
+        rp: RelyingParty,
+        challenge: bytes,
+        allow: list[tuple[bytes, tuple[str, ...]]],  # (credential id, transports); [] = passkey
+        user_verification: str,
+        timeout_ms: int,
+    ) -> dict[str, Any]: ...
+
+    def credential_id(self, credential: dict[str, Any]) -> bytes:
+        """The raw credential id a browser's JSON names (`rawId`), before any verification."""
+
+    def verify_registration(
+        self,
+        credential: dict[str, Any],
+        *,
+        rp: RelyingParty,
+        challenge: bytes,
+        require_user_verification: bool,
+        metadata: AuthenticatorMetadata,
+    ) -> RegisteredCredential:
+        """Verify the ceremony and its attestation; chains are checked against the roots
+        `metadata` holds for the credential's AAGUID (`attested` False when it has none)."""
+
+    def verify_authentication(
+        self,
+        credential: dict[str, Any],
+        *,
+        rp: RelyingParty,
+        challenge: bytes,
+        public_key: bytes,
+        require_user_verification: bool,
+    ) -> VerifiedAssertion:
+        """Verify an assertion's client data, authenticator data and signature. Sign-counter
+        policy is the caller's: the counter is returned, not judged."""
+
+
+# --- Out-of-band codes: SMS, voice and email ----------------------------------------------------
+
+
+class InvalidPhoneNumberError(ValueError):
+    """Not a valid, dialable phone number."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumberInfo:
+    e164: str  # "+447400123456"
+    region: str  # ISO 3166-1 alpha-2, e.g. "GB"
+    country_code: int  # 44
+    number_type: str  # "mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free"
+    #                   | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan"
+    #                   | "voicemail" | "unknown"
+    carrier: str | None  # the original allocation's carrier name, where known (never trusted)
+
+
+class PhoneNumbers(Protocol):
+    def parse(self, raw: str, *, default_region: str | None = None) -> PhoneNumberInfo:
+        """Parse and validate; raises InvalidPhoneNumberError."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCode:
+    """One code to deliver. `code` is handed to the provider and must never be logged."""
+
+    message_id: str  # Tessera's id for this send (idempotency and correlation)
+    channel: str  # "sms" | "voice" | "email"
+    to: str  # E.164 number or email address
+    code: str
+    locale: str  # a language tag the templates know, e.g. "de"
+    issuer: str  # the organisation's name, shown in the message
+    ttl_minutes: int
+    region: str | None = None  # destination country of a phone number
+    carrier: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    provider: str  # "twilio" | "vonage" | "webhook" | "console" | "smtp"
+    accepted: bool
+    provider_message_id: str | None = None
+    error: str | None = None  # a short reason; never the code or a credential
+    elapsed_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    attempts: tuple[DeliveryAttempt, ...]
+
+    @property
+    def accepted_by(self) -> DeliveryAttempt | None:
+        return next((a for a in self.attempts if a.accepted), None)
+
+
+class CodeSender(Protocol):
+    """Routes a code to providers in the order the routing rules give for its destination,
+    failing over on an error, a timeout or an open circuit breaker. Never raises for a
+    provider's failure: every attempt comes back in the report."""
+
+    def send(self, message: OutboundCode) -> DeliveryReport: ...
+
+
+class MessageLocales(Protocol):
+    def choose(self, *, stored: str | None, accept_language: str | None, region: str | None) -> str:
+        """The user's stored locale, else the best `Accept-Language` match, else the number's
+        region's language; English when the templates know none of them."""
+
+
+class InvalidCallbackError(Exception):
+    """A delivery-status callback whose signature or body does not verify."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStatus:
+    provider: str
+    provider_message_id: str
+    status: str  # "queued" | "sent" | "delivered" | "failed" | "undelivered"
+    error_code: str | None = None
+
+
+class DeliveryCallbacks(Protocol):
+    def parse(
+        self, provider: str, *, url: str, headers: dict[str, str], body: bytes
+    ) -> DeliveryStatus:
+        """Verify a provider's signed status callback and read it; raises
+        InvalidCallbackError when the signature or the body is wrong."""
+
+
+class SendCounters(Protocol):
+    """Fixed-window counters shared by every process (toll-fraud caps)."""
+
+    def hit(self, keys: list[str], *, window_seconds: int, at: datetime) -> dict[str, int]:
+        """Add one to each key's count in the window containing `at`; the new counts."""
