@@ -1,0 +1,1 @@
+"""Out-of-band codes: phone numbers, templates, providers, routing and delivery callbacks."""
