@@ -28,3 +28,6 @@ class CsprngSecrets:
 
     def token(self) -> str:
         return secrets.token_urlsafe(32)
+
+    def challenge(self) -> bytes:
+        return secrets.token_bytes(32)

@@ -12,6 +12,7 @@ from application.identity import IdentityApplication, retry_on_conflict
 from application.otp import CodeChecker, refuse_code
 from application.ports import (
     Clock,
+    CodeHasher,
     IdGenerator,
     RequestContext,
     RiskAssessor,
@@ -19,10 +20,21 @@ from application.ports import (
     TokenIssuer,
 )
 from domain.account import Account
-from domain.assurance import ACR_BY_AAL, OTP_METHODS, aal_for_factors
+from domain.assurance import (
+    ACR_BY_AAL,
+    OTP_METHODS,
+    OUT_OF_BAND_METHODS,
+    RESTRICTED_METHODS,
+    aal_for_factors,
+)
 from domain.authentication import AuthenticationSession, SessionClosedError
+from domain.codes import NoCodeError
 from domain.enrolment import Enrolment
 from domain.policy import Policy
+
+#: Methods verified with a typed code: authenticator apps and codes Tessera sends.
+CODE_METHODS = OTP_METHODS | OUT_OF_BAND_METHODS
+SENT_CODE_DIGITS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +47,32 @@ class IssuedToken:
 class Outcome:
     session: AuthenticationSession
     token: IssuedToken | None = None
+    notice: str | None = None  # advice for the user, e.g. to add a stronger authenticator
+
+
+def restricted_notice(
+    enrolments: list[Enrolment], policy: Policy, *, required_aal: int | None
+) -> str | None:
+    """NIST SP 800-63B §5.1.3.3: tell a user whose SMS or voice authenticator does not count
+    at this level to add a stronger one."""
+    if required_aal is None:
+        return None
+    refused = sorted(
+        {
+            e.method
+            for e in enrolments
+            if e.is_usable
+            and e.method in RESTRICTED_METHODS
+            and not policy.counts_at(e.method, required_aal)
+        }
+    )
+    if not refused:
+        return None
+    names = " and ".join({"sms": "SMS", "voice": "voice call"}[m] for m in refused)
+    return (
+        f"{names} codes are not accepted at AAL{required_aal}: add a stronger authenticator, "
+        "such as an authenticator app, a security key or a passkey"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +120,17 @@ def usable_methods(
     methods: list[str] = []
     for enrolment in enrolments:
         method = enrolment.method
+        reachable = (
+            enrolment.webauthn_max_aal()
+            if method == "webauthn"
+            else aal_for_factors([method], primary_factor_verified=primary)
+        )
         if (
             enrolment.is_usable
             and policy.allows(method)
+            and policy.counts_at(method, required_aal)
             and method not in methods
-            and aal_for_factors([method], primary_factor_verified=primary) >= required_aal
+            and reachable >= required_aal
         ):
             methods.append(method)
     return methods
@@ -100,6 +144,7 @@ class Verifier:
     checker: CodeChecker
     tokens: TokenIssuer
     ids: IdGenerator
+    hasher: CodeHasher | None = None  # SMS, voice and email codes
 
     def verify(
         self,
@@ -113,8 +158,15 @@ class Verifier:
         loaded: Loaded | None = None,
     ) -> Outcome:
         policy = loaded.policy if loaded else self.app.read_policy(caller.org_id)
-        if method not in OTP_METHODS or not policy.allows(method):
+        if session.usernameless:
+            raise InvalidRequestError("a login without a user_id can only use a passkey")
+        if method not in CODE_METHODS or not policy.allows(method):
             raise InvalidRequestError(f"method {method!r} is not available for this login")
+        if session.required_aal is not None and not policy.counts_at(method, session.required_aal):
+            raise InvalidRequestError(
+                f"method {method!r} is not accepted at AAL{session.required_aal}: "
+                "add a stronger authenticator"
+            )
         if session.required_aal is not None and (
             aal_for_factors([method], primary_factor_verified=session.primary_factor_verified)
             < session.required_aal
@@ -133,6 +185,8 @@ class Verifier:
             loaded = Loaded(policy, account, self.app.enrolments_of(account))
         account = loaded.account
         self.checker.check_throttle(account, policy, at=at)
+        if method in OUT_OF_BAND_METHODS:
+            return self._verify_sent_code(session, policy, loaded, caller, method, code, at=at)
         candidates = [
             e
             for e in loaded.enrolments
@@ -151,18 +205,67 @@ class Verifier:
         account.clear_failures(by="user", at=at)
         token_claims = None
         if session.verify_factor(method, enrolment.id, at=at):
-            token_claims = self._satisfy(session, policy, caller=caller, at=at)
+            token_claims = self.complete(session, policy, caller=caller, at=at)
         self.app.save_changed(session, account, *candidates)
         if token_claims is None:
             return Outcome(session)
-        return Outcome(session, self._sign(token_claims, at=at))
+        return Outcome(session, self.sign(token_claims, at=at))
 
-    def _satisfy(
+    def _verify_sent_code(
+        self,
+        session: AuthenticationSession,
+        policy: Policy,
+        loaded: Loaded,
+        caller: Caller,
+        method: str,
+        code: str,
+        *,
+        at: datetime,
+    ) -> Outcome:
+        """An SMS, voice or email code: it must be the one sent for this login and channel, to
+        an authenticator that is still active, and it works once."""
+        try:
+            record = session.open_code(method, at=at)
+        except NoCodeError as error:
+            raise ConflictError(str(error)) from None
+        account = loaded.account
+        enrolment = next(
+            (e for e in loaded.enrolments if str(e.id) == record["enrolment_id"] and e.is_usable),
+            None,
+        )
+        cleaned = "".join(ch for ch in code if ch.isdigit())
+        matched = (
+            self.hasher is not None
+            and len(cleaned) == SENT_CODE_DIGITS
+            and self.hasher.matches(
+                cleaned, binding=f"{session.id}/{method}", digest=record["code_hash"]
+            )
+        )
+        if not matched or enrolment is None:
+            account.record_failure(at=at)
+            session.miss_code(method, at=at)
+            self.app.save_changed(session, account)
+            raise refuse_code(session.id)
+        enrolment.use_code(at=at)
+        account.clear_failures(by="user", at=at)
+        token_claims = None
+        if session.verify_factor(method, enrolment.id, at=at):
+            token_claims = self.complete(session, policy, caller=caller, at=at)
+        self.app.save_changed(session, account, enrolment)
+        if token_claims is None:
+            return Outcome(session)
+        return Outcome(session, self.sign(token_claims, at=at))
+
+    def complete(
         self, session: AuthenticationSession, policy: Policy, *, caller: Caller, at: datetime
     ) -> TokenClaims:
+        """Mark a session that reached its AAL satisfied; the claims of its one token."""
         ttl = timedelta(seconds=policy.settings["token_ttl_seconds"])
         token_id = str(self.ids.new_id())
         session.satisfy(token_id=token_id, token_ttl=ttl, at=at)
+        acr = ACR_BY_AAL[session.aal]
+        if policy.settings["acr_format"] == "openid-eap":
+            acr = session.phishing_resistance() or acr
         return TokenClaims(
             subject=session.user_id,
             audience=policy.settings["token_audience"] or f"urn:tessera:org:{caller.org_id}",
@@ -172,11 +275,11 @@ class Verifier:
             issued_at=at,
             expires_at=at + ttl,
             auth_time=at,
-            acr=ACR_BY_AAL[session.aal],
+            acr=acr,
             amr=list(session.amr),
         )
 
-    def _sign(self, claims: TokenClaims, *, at: datetime) -> IssuedToken:
+    def sign(self, claims: TokenClaims, *, at: datetime) -> IssuedToken:
         expires_in = int((claims.expires_at - at).total_seconds())
         return IssuedToken(access_token=self.tokens.issue(claims), expires_in=expires_in)
 
@@ -199,26 +302,33 @@ class StartAuthentication:
         self,
         *,
         caller: Caller,
-        user_id: str,
+        user_id: str | None,
         context: RequestContext,
         operation: str | None = None,
         method: str | None = None,
         code: str | None = None,
         enrolment_id: UUID | None = None,
     ) -> Outcome:
+        """`user_id` None starts a usernameless login that a passkey completes."""
         if (method is None) != (code is None):
             raise InvalidRequestError("send both method and code, or neither")
+        if user_id is None and method is not None:
+            raise InvalidRequestError("a login without a user_id can only use a passkey")
         session_id = self.ids.new_id()
 
         def decide() -> Outcome:
             now = self.clock.now()
             policy = self.app.read_policy(caller.org_id)
-            account = self.app.account_for(caller.org_id, user_id)
-            loaded = Loaded(policy, account, self.app.enrolments_of(account))
-            session = self._open(session_id, caller, user_id, context, operation, loaded, at=now)
+            account = self.app.account_for(caller.org_id, user_id or "")
+            enrolments = self.app.enrolments_of(account) if user_id is not None else []
+            loaded = Loaded(policy, account, enrolments)
+            session = self._open(
+                session_id, caller, user_id or "", context, operation, loaded, at=now
+            )
             if method is None or code is None or session.status != "pending":
                 self.app.save(session)
-                return Outcome(session)
+                notice = restricted_notice(enrolments, policy, required_aal=session.required_aal)
+                return Outcome(session, notice=notice)
             return self.verifier.verify(
                 session,
                 caller=caller,
@@ -257,7 +367,13 @@ class StartAuthentication:
             operation=operation,
             risk=assessment.as_dict(),
             required_aal=required,
-            methods=usable_methods(loaded.enrolments, policy, required_aal=required),
+            methods=(
+                usable_methods(loaded.enrolments, policy, required_aal=required)
+                if user_id
+                else ["webauthn"]
+                if required is not None and policy.allows("webauthn")
+                else []
+            ),
             primary_factor_verified=policy.settings["primary_factor_verified"],
             max_attempts=policy.settings["session_attempts"],
             ttl=timedelta(seconds=policy.settings["session_ttl_seconds"]),

@@ -109,6 +109,8 @@ class ConfirmOtpEnrolment:
     def __call__(self, *, org_id: UUID, enrolment_id: UUID, code: str) -> None:
         def decide() -> None:
             enrolment = self.app.get_enrolment(enrolment_id, org_id=org_id)
+            if enrolment.method == "webauthn":
+                raise InvalidRequestError("a WebAuthn enrolment is confirmed with its credential")
             if enrolment.status != "pending":
                 raise ConflictError(f"the enrolment is {enrolment.status}, not pending")
             policy = self.app.read_policy(org_id)

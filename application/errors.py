@@ -46,3 +46,8 @@ class ThrottledError(TesseraError):
 
 class ConflictError(TesseraError):
     """The resource is not in a state that allows this (closed session, confirmed enrolment)."""
+
+
+class CeremonyRejectedError(TesseraError):
+    """A WebAuthn registration or assertion did not verify; the session or enrolment is left
+    as it was (its challenge still open)."""

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
+from eventsourcing.utils import get_topic
 
 from application.errors import ConflictError, NotFoundError
 from domain.account import Account
 from domain.administrator import Administrator
 from domain.authentication import AuthenticationSession
+from domain.credential import CredentialBinding
+from domain.delivery import Delivery, ProviderMessage
 from domain.enrolment import Enrolment
 from domain.organisation import ApiKey, Organisation
-from domain.policy import Policy
+from domain.policy import DEFAULTS, Policy
+from domain.portal import PortalSession
 from domain.webhook import WebhookSubscription
 
 T = TypeVar("T")
@@ -76,9 +80,11 @@ class IdentityApplication(Application[UUID]):
     def get_policy(self, org_id: UUID) -> Policy:
         """The current policy, as a copy that a command may change and save."""
         try:
-            return self._get(Policy, Policy.create_id(org_id), "policy", org_id)
+            policy = self._get(Policy, Policy.create_id(org_id), "policy", org_id)
         except NotFoundError:
             return Policy.default_for(org_id)
+        policy.settings = {**DEFAULTS, **policy.settings}  # settings added since it was saved
+        return policy
 
     def read_policy(self, org_id: UUID) -> Policy:
         """The policy for decisions only (never to change), cached per process.
@@ -118,6 +124,12 @@ class IdentityApplication(Application[UUID]):
         except NotFoundError:
             return None
 
+    def find_portal_session(self, portal_id: UUID) -> PortalSession | None:
+        try:
+            return self._get(PortalSession, portal_id, "portal session", None)
+        except NotFoundError:
+            return None
+
     def find_api_key(self, key_hash: str) -> ApiKey | None:
         try:
             return self._get(ApiKey, ApiKey.create_id(key_hash), "api key", None)
@@ -129,6 +141,41 @@ class IdentityApplication(Application[UUID]):
             self.get_enrolment(enrolment_id, org_id=account.org_id)
             for enrolment_id in account.enrolment_ids
         ]
+
+    def delivery_of(self, provider: str, provider_message_id: str) -> Delivery:
+        """The delivery a provider's message id belongs to (status callbacks)."""
+        ref = self._get(
+            ProviderMessage,
+            ProviderMessage.create_id(provider, provider_message_id),
+            "message",
+            None,
+        )
+        return self._get(Delivery, ref.delivery_id, "message", ref.org_id)
+
+    def find_binding(self, org_id: UUID, credential_id: str) -> CredentialBinding | None:
+        """The enrolment a WebAuthn credential id (base64url) belongs to in an organisation."""
+        try:
+            return self._get(
+                CredentialBinding,
+                CredentialBinding.create_id(org_id, credential_id),
+                "credential",
+                org_id,
+            )
+        except NotFoundError:
+            return None
+
+    def all_bindings(self) -> Iterator[CredentialBinding]:
+        """Every organisation's WebAuthn credential bindings (for metadata re-checks)."""
+        topic = get_topic(CredentialBinding.Bound)
+        start = 1
+        while True:
+            page = self.recorder.select_notifications(start, 500, topics=[topic])
+            if not page:
+                return
+            for notification in page:
+                binding_id = UUID(str(notification.originator_id))
+                yield self._get(CredentialBinding, binding_id, "credential", None)
+            start = page[-1].id + 1
 
     def save_changed(self, *aggregates: Aggregate) -> None:
         """Save only the aggregates that have pending events, in one transaction."""

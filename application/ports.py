@@ -30,6 +30,9 @@ class SecretGenerator(Protocol):
     def token(self) -> str:
         """A URL-safe random token with 256 bits of entropy (links, sessions, CSRF)."""
 
+    def challenge(self) -> bytes:
+        """32 random bytes for a WebAuthn challenge (at least 16 are required, §13.4.3)."""
+
 
 class SecretUnavailableError(Exception):
     """The secret cannot be opened: its data key was erased (crypto-shredded) or is unknown."""
@@ -390,3 +393,12 @@ class SendCounters(Protocol):
 
     def hit(self, keys: list[str], *, window_seconds: int, at: datetime) -> dict[str, int]:
         """Add one to each key's count in the window containing `at`; the new counts."""
+
+
+class CodeHasher(Protocol):
+    """Keyed hashes of out-of-band codes: a code is stored only as this digest, bound to what
+    it was sent for, and compared in constant time."""
+
+    def digest(self, code: str, *, binding: str) -> str: ...
+
+    def matches(self, code: str, *, binding: str, digest: str) -> bool: ...

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.assurance import KNOWN_METHODS, OTP_METHODS
+from domain.assurance import KNOWN_METHODS, OTP_METHODS, OUT_OF_BAND_METHODS
+from domain.codes import check_resend, missed, open_code
 
 ALGORITHMS = frozenset({"SHA1", "SHA256", "SHA512"})
 DIGITS = frozenset({6, 8})
@@ -33,6 +34,40 @@ class EnrolmentNotActiveError(EnrolmentError):
 
 class CodeReplayedError(EnrolmentError):
     """The time step or counter was already used: a code is accepted at most once."""
+
+
+class RegistrationExpiredError(EnrolmentError):
+    """The WebAuthn registration challenge expired; start a new enrolment."""
+
+
+class UserVerificationRequiredError(EnrolmentError):
+    """The credential was enrolled with user verification required; the assertion lacks UV."""
+
+
+class PossibleCloneError(EnrolmentError):
+    """The signature counter did not increase: the key may have been cloned."""
+
+
+USER_VERIFICATION = ("discouraged", "preferred", "required")
+ATTACHMENTS = ("platform", "cross-platform")
+#: What `register_credential` needs to know of a verified credential (all JSON values).
+WEBAUTHN_CREDENTIAL_KEYS = frozenset(
+    {
+        "credential_id",  # base64url
+        "public_key",  # base64url COSE_Key
+        "algorithm",
+        "sign_count",
+        "aaguid",
+        "fmt",
+        "attestation_type",
+        "attested",
+        "backup_eligible",
+        "backed_up",
+        "transports",
+        "uv_required",
+        "name",  # the authenticator model's name from metadata, or None
+    }
+)
 
 
 def check_otp_parameters(method: str, algorithm: str, digits: int, period: int) -> None:
@@ -99,6 +134,61 @@ class Enrolment(Aggregate):
         by: str
         at: datetime
 
+    class Renamed(Aggregate.Event):
+        label: str
+        by: str
+        at: datetime
+
+    # WebAuthn: the registration challenge, then the credential the ceremony produced.
+    class RegistrationRequested(Aggregate.Event):
+        challenge: str  # base64url; random, single-use, expires
+        user_verification: str
+        resident_key: str
+        attachment: str | None
+        expires_at: datetime
+        at: datetime
+
+    class CredentialRegistered(Aggregate.Event):
+        credential: dict[str, Any]  # see `WebAuthnCredential` keys; the public key is not secret
+        at: datetime
+
+    class AssertionAccepted(Aggregate.Event):
+        sign_count: int
+        user_verified: bool
+        backed_up: bool
+        at: datetime
+
+    class CloneSuspected(Aggregate.Event):
+        stored_count: int
+        presented_count: int
+        rejected: bool
+        at: datetime
+
+    class Suspended(Aggregate.Event):
+        reason: str
+        at: datetime
+
+    # SMS, voice and email: where codes go (sealed in `secret_ref`), and the enrolment's code.
+    class DestinationRecorded(Aggregate.Event):
+        masked: str
+        region: str | None
+        number_type: str | None
+        carrier: str | None
+        locale: str | None
+        at: datetime
+
+    class CodeIssued(Aggregate.Event):
+        code: dict[str, Any]  # see `domain.codes.issue_code`: a keyed hash, never the code
+        at: datetime
+
+    class CodeMissed(Aggregate.Event):
+        at: datetime
+
+    class CodeUsed(Aggregate.Event):
+        """A login code sent to this destination came back."""
+
+        at: datetime
+
     @event(Started)
     def __init__(
         self,
@@ -131,6 +221,11 @@ class Enrolment(Aggregate):
         self.consecutive_failures = 0
         self.last_failure_at: datetime | None = None
         self.locked = False
+        self.registration: dict[str, Any] | None = None  # WebAuthn: the open challenge
+        self.credential: dict[str, Any] | None = None  # WebAuthn: the registered credential
+        self.suspended_reason: str | None = None
+        self.destination: dict[str, Any] | None = None  # SMS/voice/email: masked, region, ...
+        self.pending_code: dict[str, Any] | None = None  # SMS/voice/email: the enrolment's code
 
     @classmethod
     def start(
@@ -161,6 +256,94 @@ class Enrolment(Aggregate):
             at=at,
         )
 
+    @classmethod
+    def start_webauthn(
+        cls,
+        *,
+        enrolment_id: UUID,
+        org_id: UUID,
+        user_id: str,
+        label: str,
+        challenge: str,
+        user_verification: str,
+        resident_key: str,
+        attachment: str | None,
+        ttl: timedelta,
+        at: datetime,
+    ) -> Enrolment:
+        """A security key, platform authenticator or passkey, pending its registration."""
+        if user_verification not in USER_VERIFICATION or resident_key not in USER_VERIFICATION:
+            raise EnrolmentError("user_verification and resident_key take WebAuthn enum values")
+        if attachment not in (None, *ATTACHMENTS):
+            raise EnrolmentError("authenticator_attachment must be platform or cross-platform")
+        enrolment = cls(  # type: ignore[call-arg]  # eventsourcing accepts id=
+            id=enrolment_id,
+            org_id=org_id,
+            user_id=user_id,
+            method="webauthn",
+            label=label,
+            algorithm="",
+            digits=0,
+            period=0,
+            secret_ref="",
+            at=at,
+        )
+        enrolment._request_registration(
+            challenge=challenge,
+            user_verification=user_verification,
+            resident_key=resident_key,
+            attachment=attachment,
+            expires_at=at + ttl,
+            at=at,
+        )
+        return enrolment
+
+    @classmethod
+    def start_out_of_band(
+        cls,
+        *,
+        enrolment_id: UUID,
+        org_id: UUID,
+        user_id: str,
+        method: str,
+        label: str,
+        destination_ref: str,
+        masked: str,
+        region: str | None,
+        number_type: str | None,
+        carrier: str | None,
+        locale: str | None,
+        at: datetime,
+    ) -> Enrolment:
+        """A phone number (SMS, voice) or address (email), pending until a code comes back.
+        `destination_ref` is the destination sealed by the secret vault, so erasing the user
+        crypto-shreds it too."""
+        if method not in OUT_OF_BAND_METHODS:
+            raise EnrolmentError(f"unsupported method {method!r}")
+        if method == "sms" and number_type == "fixed_line":
+            raise EnrolmentError("a fixed-line number cannot receive SMS: enrol it for voice")
+        enrolment = cls(  # type: ignore[call-arg]  # eventsourcing accepts id=
+            id=enrolment_id,
+            org_id=org_id,
+            user_id=user_id,
+            method=method,
+            label=label,
+            algorithm="",
+            digits=6,
+            period=0,
+            secret_ref=destination_ref,
+            at=at,
+        )
+        enrolment._record_destination(
+            masked=masked,
+            region=region,
+            number_type=number_type,
+            carrier=carrier,
+            locale=locale,
+            at=at,
+        )
+        return enrolment
+
     # --- queries -------------------------------------------------------------------------
 
     @property
@@ -173,19 +356,69 @@ class Enrolment(Aggregate):
             return self.counter
         return 0 if self.last_step is None else self.last_step + 1
 
+    @property
+    def display_status(self) -> str:
+        return "locked" if self.locked and self.status == "active" else self.status
+
     def summary(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "enrolment_id": str(self.id),
             "method": self.method,
             "label": self.label,
-            "status": "locked" if self.locked and self.status == "active" else self.status,
-            "algorithm": self.algorithm,
-            "digits": self.digits,
-            "period": self.period,
+            "status": self.display_status,
             "created_at": self.created_at,
             "confirmed_at": self.confirmed_at,
             "last_used_at": self.last_used_at,
         }
+        if self.method in OTP_METHODS:
+            summary.update(algorithm=self.algorithm, digits=self.digits, period=self.period)
+        if self.credential is not None:
+            c = self.credential
+            summary["authenticator"] = {
+                "aaguid": c["aaguid"],
+                "name": c.get("name"),
+                "attestation": c["fmt"],
+                "attested": c["attested"],
+                "backup_eligible": c["backup_eligible"],
+                "backed_up": c["backed_up"],
+                "user_verification_required": c["uv_required"],
+                "transports": list(c["transports"]),
+                "max_aal": self.webauthn_max_aal(),
+            }
+        if self.suspended_reason is not None:
+            summary["suspended_reason"] = self.suspended_reason
+        if self.destination is not None:
+            summary["destination"] = self.destination["masked"]
+        return summary
+
+    # --- WebAuthn queries ------------------------------------------------------------------
+
+    def open_registration(self, *, at: datetime) -> dict[str, Any]:
+        """The pending registration challenge; raises once it expired or was used."""
+        if self.method != "webauthn" or self.status != "pending" or self.registration is None:
+            raise EnrolmentNotPendingError(self.id)
+        if at >= self.registration["expires_at"]:
+            raise RegistrationExpiredError(self.id)
+        return self.registration
+
+    @property
+    def hardware_bound(self) -> bool:
+        """Not backup-eligible: the private key cannot leave the authenticator."""
+        return self.credential is not None and not self.credential["backup_eligible"]
+
+    def webauthn_max_aal(self) -> int:
+        """AAL3 needs a hardware-bound key attested by trusted metadata, verified with UV."""
+        if self.credential is None:
+            return 0
+        if self.hardware_bound and self.credential["attested"]:
+            return 3
+        return 2
+
+    def webauthn_factor(self, *, user_verified: bool, primary_factor_verified: bool) -> int:
+        """The AAL one assertion with this credential reaches (see ADR 0015)."""
+        if user_verified:
+            return self.webauthn_max_aal()
+        return 2 if primary_factor_verified else 1
 
     # --- commands ------------------------------------------------------------------------
 
@@ -235,6 +468,87 @@ class Enrolment(Aggregate):
             return
         self._revoke(by=by, at=at)
 
+    def rename(self, label: str, *, by: str, at: datetime) -> None:
+        if not 1 <= len(label) <= 64:
+            raise EnrolmentError("a name has 1 to 64 characters")
+        if self.status == "revoked":
+            raise EnrolmentNotActiveError(self.id)
+        if label != self.label:
+            self._rename(label=label, by=by, at=at)
+
+    # --- WebAuthn commands -----------------------------------------------------------------
+
+    def register_credential(self, credential: dict[str, Any], *, at: datetime) -> None:
+        """Activate with the credential a verified registration ceremony produced."""
+        self.open_registration(at=at)
+        missing = WEBAUTHN_CREDENTIAL_KEYS - set(credential)
+        if missing:
+            raise EnrolmentError(f"credential lacks {sorted(missing)}")
+        self._register_credential(credential=credential, at=at)
+
+    def accept_assertion(
+        self,
+        *,
+        sign_count: int,
+        user_verified: bool,
+        backed_up: bool,
+        reject_clones: bool,
+        at: datetime,
+    ) -> None:
+        """Record a verified assertion; a sign counter that did not grow, where the
+        authenticator keeps one, is recorded as a possible clone and refused when the policy
+        says so (WebAuthn §6.1.1)."""
+        if not self.is_usable or self.credential is None:
+            raise EnrolmentNotActiveError(self.id)
+        if self.credential["uv_required"] and not user_verified:
+            raise UserVerificationRequiredError(self.id)
+        stored = self.credential["sign_count"]
+        if (sign_count or stored) and sign_count <= stored:
+            self._suspect_clone(
+                stored_count=stored, presented_count=sign_count, rejected=reject_clones, at=at
+            )
+            if reject_clones:
+                raise PossibleCloneError(self.id)
+        self._accept_assertion(
+            sign_count=sign_count, user_verified=user_verified, backed_up=backed_up, at=at
+        )
+
+    # --- SMS, voice and email commands --------------------------------------------------------
+
+    def issue_code(self, code: dict[str, Any], *, at: datetime) -> None:
+        """A new enrolment code (it replaces any earlier one); only while pending."""
+        if self.status != "pending" or self.method not in OUT_OF_BAND_METHODS:
+            raise EnrolmentNotPendingError(self.id)
+        check_resend(self.pending_code, at=at)
+        self._issue_code(code=code, at=at)
+
+    def open_code(self, *, at: datetime) -> dict[str, Any]:
+        """The enrolment's code, while it may still be tried."""
+        if self.status != "pending":
+            raise EnrolmentNotPendingError(self.id)
+        return open_code(self.pending_code, at=at)
+
+    def confirm_code(self, *, at: datetime) -> None:
+        """The enrolment's code came back: activate (the code is used up)."""
+        self.open_code(at=at)
+        self._confirm(moving_factor=0, at=at)
+
+    def use_code(self, *, at: datetime) -> None:
+        """A login's SMS, voice or email code sent here was entered correctly."""
+        if not self.is_usable or self.method not in OUT_OF_BAND_METHODS:
+            raise EnrolmentNotActiveError(self.id)
+        self._use_code(at=at)
+
+    def miss_code(self, *, at: datetime) -> None:
+        if self.pending_code is not None:
+            self._miss_code(at=at)
+
+    def suspend(self, reason: str, *, at: datetime) -> None:
+        """Stop a credential whose authenticator model is now known to be compromised."""
+        if self.status != "active":
+            return
+        self._suspend(reason=reason, at=at)
+
     def _check_fresh(self, moving_factor: int) -> None:
         if moving_factor < self.next_moving_factor():
             raise CodeReplayedError(self.id)
@@ -247,8 +561,40 @@ class Enrolment(Aggregate):
         else:
             self.last_step = moving_factor
 
+    @event(DestinationRecorded)
+    def _record_destination(
+        self,
+        masked: str,
+        region: str | None,
+        number_type: str | None,
+        carrier: str | None,
+        locale: str | None,
+        at: datetime,
+    ) -> None:
+        self.destination = {
+            "masked": masked,
+            "region": region,
+            "number_type": number_type,
+            "carrier": carrier,
+            "locale": locale,
+        }
+
+    @event(CodeIssued)
+    def _issue_code(self, code: dict[str, Any], at: datetime) -> None:
+        self.pending_code = dict(code)
+
+    @event(CodeUsed)
+    def _use_code(self, at: datetime) -> None:
+        self.last_used_at = at
+
+    @event(CodeMissed)
+    def _miss_code(self, at: datetime) -> None:
+        assert self.pending_code is not None
+        self.pending_code = missed(self.pending_code)
+
     @event(Confirmed)
     def _confirm(self, moving_factor: int, at: datetime) -> None:
+        self.pending_code = None
         self._use(moving_factor)
         self.status = "active"
         self.confirmed_at = self.last_used_at = at
@@ -290,3 +636,52 @@ class Enrolment(Aggregate):
     def _revoke(self, by: str, at: datetime) -> None:
         self.status = "revoked"
         self.revoked_at = at
+        self.registration = None
+
+    @event(Renamed)
+    def _rename(self, label: str, by: str, at: datetime) -> None:
+        self.label = label
+
+    @event(RegistrationRequested)
+    def _request_registration(
+        self,
+        challenge: str,
+        user_verification: str,
+        resident_key: str,
+        attachment: str | None,
+        expires_at: datetime,
+        at: datetime,
+    ) -> None:
+        self.registration = {
+            "challenge": challenge,
+            "user_verification": user_verification,
+            "resident_key": resident_key,
+            "attachment": attachment,
+            "expires_at": expires_at,
+        }
+
+    @event(CredentialRegistered)
+    def _register_credential(self, credential: dict[str, Any], at: datetime) -> None:
+        self.credential = dict(credential)
+        self.registration = None
+        self.status = "active"
+        self.confirmed_at = at
+
+    @event(AssertionAccepted)
+    def _accept_assertion(
+        self, sign_count: int, user_verified: bool, backed_up: bool, at: datetime
+    ) -> None:
+        assert self.credential is not None
+        self.credential = {**self.credential, "sign_count": sign_count, "backed_up": backed_up}
+        self.last_used_at = at
+
+    @event(CloneSuspected)
+    def _suspect_clone(
+        self, stored_count: int, presented_count: int, rejected: bool, at: datetime
+    ) -> None:
+        pass
+
+    @event(Suspended)
+    def _suspend(self, reason: str, at: datetime) -> None:
+        self.status = "suspended"
+        self.suspended_reason = reason

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.assurance import AAL_VALUES, KNOWN_METHODS
+from domain.assurance import AAL_VALUES, KNOWN_METHODS, RESTRICTED_METHODS
 from domain.throttle import ThrottleRule
 
 RISK_LEVELS = ("low", "medium", "high")
@@ -25,7 +26,7 @@ class InvalidPolicyError(PolicyError):
 
 
 DEFAULTS: dict[str, Any] = {
-    "allowed_methods": ["totp", "hotp"],
+    "allowed_methods": ["totp", "hotp", "webauthn"],
     "login_aal": 2,
     # The calling application verifies a memorised secret before asking Tessera for the second
     # layer, so an OTP completes AAL2 (NIST N-2). Set False when Tessera's factor stands alone.
@@ -41,7 +42,30 @@ DEFAULTS: dict[str, Any] = {
     "hotp_look_ahead": 10,
     "token_ttl_seconds": 300,
     "token_audience": None,
+    # "nist": `acr` is the NIST AAL URI; "openid-eap": "phrh"/"phr" when a phishing-resistant
+    # (and hardware-bound) factor was verified, else the NIST AAL URI.
+    "acr_format": "nist",
+    # WebAuthn (see ADR 0015): which authenticators may register, and how strictly.
+    "webauthn_attestation": "any",  # "any" (also `none` attestation) | "attested"
+    "webauthn_aaguid_allow": [],  # empty: every AAGUID the other rules accept
+    "webauthn_aaguid_deny": [],
+    "webauthn_user_verification": "discouraged",  # the least an enrolment may ask for
+    "webauthn_top_origins": [],  # top-level origins allowed for cross-origin (iframe) ceremonies
+    "webauthn_reject_clones": True,  # refuse an assertion whose sign counter did not increase
+    # SMS, voice and email codes (see ADR 0017).
+    "code_ttl_seconds": 300,
+    "code_max_tries": 3,  # wrong entries one code survives
+    "code_resend_seconds": 30,  # cool-down before another code may be sent
+    "restricted_max_aal": 2,  # NIST "restricted" SMS/voice count only up to this AAL (1 or 2)
+    "phone_refuse_voip": True,
+    "phone_countries": [],  # ISO 3166 regions codes may go to; empty: every region
+    "send_caps": {"number": 5, "ip": 20, "organisation": 1000, "country": 200},  # per hour
+    "usual_countries": [],  # regions where sends are expected; empty: no breaker
+    "unusual_burst": 10,  # sends per hour outside usual_countries that trip the breaker
 }
+
+SEND_CAP_KEYS = ("number", "ip", "organisation", "country")
+_REGION = re.compile(r"[A-Z]{2}")
 
 
 def validate_settings(settings: dict[str, Any]) -> None:
@@ -56,6 +80,10 @@ def validate_settings(settings: dict[str, Any]) -> None:
             not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high
         ):
             raise InvalidPolicyError(f"{name} must be an integer from {low} to {high}")
+
+    def _choice(name: str, values: tuple[str, ...]) -> None:
+        if name in settings and settings[name] not in values:
+            raise InvalidPolicyError(f"{name} must be one of {list(values)}")
 
     _int("login_aal", 1, 3)
     _int("max_failed_attempts", 1, NIST_MAX_FAILURES)
@@ -88,9 +116,63 @@ def validate_settings(settings: dict[str, Any]) -> None:
             k in RISK_LEVELS and v in RISK_RESPONSES for k, v in response.items()
         ):
             raise InvalidPolicyError("risk_response maps low/medium/high to allow/step_up/deny")
+    _choice("acr_format", ("nist", "openid-eap"))
+    _choice("webauthn_attestation", ("any", "attested"))
+    _choice("webauthn_user_verification", ("discouraged", "preferred", "required"))
+    for name in ("webauthn_aaguid_allow", "webauthn_aaguid_deny"):
+        if name in settings and not _aaguids(settings[name]):
+            raise InvalidPolicyError(f"{name} must list AAGUIDs (UUID strings, at most 1000)")
+    if "webauthn_top_origins" in settings and not _origins(settings["webauthn_top_origins"]):
+        raise InvalidPolicyError("webauthn_top_origins must list origins like https://example.com")
+    _int("code_ttl_seconds", 60, 900)  # NIST B-6: the OOB secret is valid 10 min at most
+    _int("code_max_tries", 1, 10)
+    _int("code_resend_seconds", 0, 600)
+    _int("restricted_max_aal", 1, 2)
+    _int("unusual_burst", 1, 100_000)
+    if "phone_refuse_voip" in settings and not isinstance(settings["phone_refuse_voip"], bool):
+        raise InvalidPolicyError("phone_refuse_voip must be true or false")
+    for name in ("phone_countries", "usual_countries"):
+        value = settings.get(name)
+        if name in settings and not (
+            isinstance(value, list)
+            and len(value) <= 300
+            and all(isinstance(v, str) and _REGION.fullmatch(v) for v in value)
+        ):
+            raise InvalidPolicyError(f"{name} must list ISO 3166 region codes like 'GB'")
+    if "send_caps" in settings:
+        caps = settings["send_caps"]
+        if not isinstance(caps, dict) or not all(
+            k in SEND_CAP_KEYS and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+            for k, v in caps.items()
+        ):
+            raise InvalidPolicyError(f"send_caps maps {list(SEND_CAP_KEYS)} to hourly limits")
+    if "webauthn_reject_clones" in settings and not isinstance(
+        settings["webauthn_reject_clones"], bool
+    ):
+        raise InvalidPolicyError("webauthn_reject_clones must be true or false")
     audience = settings.get("token_audience")
     if audience is not None and (not isinstance(audience, str) or not 1 <= len(audience) <= 200):
         raise InvalidPolicyError("token_audience must be a string of 1 to 200 characters")
+
+
+_AAGUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _aaguids(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) <= 1000
+        and all(isinstance(v, str) and _AAGUID.fullmatch(v) for v in value)
+    )
+
+
+def _origins(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) <= 100
+        and all(isinstance(v, str) and _ORIGIN.fullmatch(v) for v in value)
+    )
 
 
 class Policy(Aggregate):
@@ -119,6 +201,11 @@ class Policy(Aggregate):
 
     def change(self, changes: dict[str, Any], *, by: str, at: datetime) -> None:
         validate_settings(changes)
+        if "send_caps" in changes:  # a partial change keeps the other caps
+            changes = {
+                **changes,
+                "send_caps": {**self.settings["send_caps"], **changes["send_caps"]},
+            }
         merged = {**self.settings, **changes}
         if merged["free_attempts"] > merged["max_failed_attempts"]:
             raise InvalidPolicyError("free_attempts cannot exceed max_failed_attempts")
@@ -143,6 +230,33 @@ class Policy(Aggregate):
 
     def allows(self, method: str) -> bool:
         return method in self.settings["allowed_methods"]
+
+    def counts_at(self, method: str, required_aal: int) -> bool:
+        """Whether a factor of `method` may serve a login that needs `required_aal`: the
+        restricted methods (SMS, voice) only up to `restricted_max_aal`."""
+        return (
+            method not in RESTRICTED_METHODS or required_aal <= self.settings["restricted_max_aal"]
+        )
+
+    def admits_destination(self, *, region: str | None, number_type: str | None) -> str | None:
+        """Why the policy refuses a phone number, or None."""
+        countries = self.settings["phone_countries"]
+        if countries and region not in countries:
+            return "the organisation's policy does not send codes to this country"
+        if number_type == "voip" and self.settings["phone_refuse_voip"]:
+            return "the organisation's policy does not accept VoIP numbers"
+        return None
+
+    def admits_authenticator(self, *, aaguid: str, attested: bool) -> str | None:
+        """Why the policy refuses a WebAuthn authenticator model, or None when it admits it."""
+        s = self.settings
+        if aaguid in s["webauthn_aaguid_deny"]:
+            return "this authenticator model is not allowed by the organisation's policy"
+        if s["webauthn_aaguid_allow"] and aaguid not in s["webauthn_aaguid_allow"]:
+            return "the organisation's policy allows only listed authenticator models"
+        if s["webauthn_attestation"] == "attested" and not attested:
+            return "the organisation's policy requires an attested authenticator"
+        return None
 
     def required_aal(self, *, operation: str | None, risk_level: str) -> int | None:
         """The AAL a login must reach, or None when the risk response is to deny it.

@@ -30,6 +30,7 @@ from entrypoints.container import Container, build_container
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    os.environ["TESSERA_PORT"] = str(args.port)  # the default WebAuthn origin (workers too)
     settings = Settings.from_env()
     container = build_container(settings)
     container.identity_app()  # create tables once, before workers start
@@ -146,6 +147,43 @@ def _add_admin_commands(commands: Any) -> None:
     add.add_argument("--base-url", help="the server's public URL (default: TESSERA_ISSUER)")
     add.add_argument("--json", action="store_true", help="print JSON")
     add.set_defaults(handler=_admin_add)
+
+
+def _mds_load(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from adapters.mds import MetadataError
+
+    container = build_container()
+    try:
+        metadata = container.authenticator_metadata().install(Path(args.path))
+    except MetadataError as error:
+        print(f"tessera: {error}", file=sys.stderr)
+        return 1
+    suspended = container.recheck_credentials()()
+    print(f"metadata BLOB {metadata.serial} installed; {len(suspended)} credentials suspended")
+    for enrolment_id in suspended:
+        print(f"suspended {enrolment_id}")
+    return 0
+
+
+def _add_mds_commands(commands: Any) -> None:
+    mds = commands.add_parser(
+        "mds",
+        help="load FIDO Metadata Service data",
+        description="Trust anchors and status of WebAuthn authenticators (FIDO MDS3).",
+    )
+    sub = mds.add_subparsers(dest="mds_command", required=True, metavar="COMMAND")
+    load = sub.add_parser(
+        "load",
+        help="verify and install an MDS3 BLOB, then re-check every credential",
+        description="Verify the BLOB's signature chain against TESSERA_MDS_ROOT, install it for "
+        "every server process (they pick it up within seconds), and suspend every enrolled "
+        "credential whose authenticator model it reports revoked or compromised. An older BLOB "
+        "than the installed one is refused.",
+    )
+    load.add_argument("path", metavar="PATH", help="the BLOB file (a JWT), from a download")
+    load.set_defaults(handler=_mds_load)
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
@@ -359,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.set_defaults(handler=_keys_rotate)
     _add_projection_commands(commands)
     _add_admin_commands(commands)
+    _add_mds_commands(commands)
     return parser
 
 

@@ -21,6 +21,9 @@ class Settings:
     pool_size: int
     projections: str = ""  # "inline" | "external"; empty: inline on SQLite, external on PostgreSQL
     webhook_allowed_hosts: tuple[str, ...] | None = None  # None: webhooks may go to any host
+    rp_id: str = "localhost"  # WebAuthn relying-party id (browsers refuse IP addresses)
+    origins: tuple[str, ...] = ("http://localhost:8000",)  # origins allowed in ceremonies
+    mds_root: Path | None = None  # the FIDO Metadata Service root certificate (PEM or DER)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +41,10 @@ class Settings:
             pool_size=int(env.get("TESSERA_DB_POOL_SIZE", "8")),
             projections=env.get("TESSERA_PROJECTIONS", "").strip().lower(),
             webhook_allowed_hosts=_hosts(env.get("TESSERA_WEBHOOK_ALLOWED_HOSTS", "")),
+            rp_id=env.get("TESSERA_RP_ID", "localhost").strip() or "localhost",
+            origins=_origins(env.get("TESSERA_ORIGINS", ""))
+            or (f"http://localhost:{env.get('TESSERA_PORT', '8000')}",),
+            mds_root=Path(env["TESSERA_MDS_ROOT"]) if env.get("TESSERA_MDS_ROOT") else None,
         )
 
     def projections_inline(self, database_kind: str) -> bool:
@@ -52,9 +59,20 @@ class Settings:
     def keys_dir(self) -> Path:
         return self.home / "keys"
 
+    @property
+    def mds_blob(self) -> Path:
+        """Where `tessera mds load` keeps the verified metadata BLOB for every process."""
+        return self.home / "mds" / "blob.jwt"
+
 
 def _hosts(value: str) -> tuple[str, ...] | None:
     """`TESSERA_WEBHOOK_ALLOWED_HOSTS`: comma-separated host names (`*.example.com` for a
     domain's subdomains); empty or unset allows every host."""
     hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
     return hosts or None
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    """`TESSERA_ORIGINS`: comma-separated origins (scheme://host[:port]) allowed to run WebAuthn
+    ceremonies; unset: the server's own `http://localhost:PORT`."""
+    return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())

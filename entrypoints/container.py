@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from adapters.webauthn import PyWebAuthnCeremonies
 from dependency_injector import containers, providers
 
 from adapters.admin_sessions import InMemoryAdminSessionStore
+from adapters.event_reader import FastEventReader
+from adapters.mds_store import StoredMetadata
 from adapters.otp import PyOtpVerifier, SegnoProvisioner
 from adapters.passwords import Argon2PasswordHasher
 from adapters.persistence import Database
@@ -47,7 +50,17 @@ from application.organisations import (
     IssueApiKey,
 )
 from application.otp import CodeChecker
+from application.ports import RelyingParty
 from application.projections import ProjectionFollower
+from application.webauthn import (
+    ConfirmWebAuthnEnrolment,
+    KeyVerifier,
+    RecheckCredentials,
+    StartWebAuthnEnrolment,
+    VerifyWebAuthn,
+    WebAuthnLoginOptions,
+    WebAuthnSettings,
+)
 from application.webhooks import (
     CreateWebhook,
     DeleteWebhook,
@@ -82,6 +95,12 @@ def _signing_ring(settings: Settings) -> SigningKeyRing:
         settings.keys_dir / "signing.json",
         retention=timedelta(seconds=settings.token_key_retention_seconds),
         pem=settings.signing_key_pem,
+    )
+
+
+def _webauthn_settings(settings: Settings) -> WebAuthnSettings:
+    return WebAuthnSettings(
+        rp=RelyingParty(rp_id=settings.rp_id, name="Tessera", origins=settings.origins)
     )
 
 
@@ -188,21 +207,75 @@ class Container(containers.DeclarativeContainer):
     )
     get_authentication = providers.Singleton(GetAuthentication, app=identity_app, clock=clock)
 
+    # WebAuthn (ADR 13, 15)
+    webauthn_settings = providers.Singleton(_webauthn_settings, settings)
+    ceremonies = providers.Singleton(PyWebAuthnCeremonies)
+    authenticator_metadata = providers.Singleton(
+        StoredMetadata,
+        providers.Callable(lambda s: s.mds_blob, settings),
+        providers.Callable(lambda s: s.mds_root, settings),
+    )
+    start_webauthn_enrolment = providers.Singleton(
+        StartWebAuthnEnrolment,
+        app=identity_app,
+        ceremonies=ceremonies,
+        settings=webauthn_settings,
+        secrets=secrets,
+        ids=ids,
+        clock=clock,
+    )
+    confirm_webauthn_enrolment = providers.Singleton(
+        ConfirmWebAuthnEnrolment,
+        app=identity_app,
+        ceremonies=ceremonies,
+        metadata=authenticator_metadata,
+        settings=webauthn_settings,
+        clock=clock,
+    )
+    webauthn_login_options = providers.Singleton(
+        WebAuthnLoginOptions,
+        app=identity_app,
+        ceremonies=ceremonies,
+        settings=webauthn_settings,
+        secrets=secrets,
+        clock=clock,
+    )
+    key_verifier = providers.Singleton(
+        KeyVerifier,
+        app=identity_app,
+        ceremonies=ceremonies,
+        settings=webauthn_settings,
+        verifier=verifier,
+    )
+    verify_webauthn = providers.Singleton(
+        VerifyWebAuthn, app=identity_app, key_verifier=key_verifier, clock=clock
+    )
+    recheck_credentials = providers.Singleton(
+        RecheckCredentials, app=identity_app, metadata=authenticator_metadata, clock=clock
+    )
+
+    event_reader = providers.Singleton(FastEventReader, identity_app)
     audit_view = providers.Singleton(_audit_view, settings, database)
     audit_projection = providers.Singleton(AuditTrailProjection, audit_view)
-    audit_follower = providers.Singleton(ProjectionFollower, identity_app, audit_projection)
+    audit_follower = providers.Singleton(
+        ProjectionFollower, identity_app, audit_projection, reader=event_reader
+    )
     read_audit_trail = providers.Singleton(
         _read_audit_trail, settings, database, audit_view, audit_follower
     )
     analytics_view = providers.Singleton(_analytics_view, settings, database)
     analytics_projection = providers.Singleton(AnalyticsProjection, analytics_view)
-    analytics_follower = providers.Singleton(ProjectionFollower, identity_app, analytics_projection)
+    analytics_follower = providers.Singleton(
+        ProjectionFollower, identity_app, analytics_projection, reader=event_reader
+    )
     read_analytics = providers.Singleton(
         _read_analytics, settings, database, analytics_view, analytics_follower
     )
     webhook_outbox = providers.Singleton(_webhook_outbox, settings, database)
     webhook_projection = providers.Singleton(WebhookOutboxProjection, webhook_outbox)
-    webhook_follower = providers.Singleton(ProjectionFollower, identity_app, webhook_projection)
+    webhook_follower = providers.Singleton(
+        ProjectionFollower, identity_app, webhook_projection, reader=event_reader
+    )
     webhook_allowed_hosts = providers.Callable(lambda s: s.webhook_allowed_hosts, settings)
     webhook_sender = providers.Singleton(HttpxWebhookSender, timeout=5.0)
     webhook_dispatcher = providers.Singleton(

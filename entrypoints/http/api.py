@@ -25,7 +25,7 @@ from application.enrolments import (
     StartOtpEnrolment,
     UnlockEnrolment,
 )
-from application.errors import UnauthorizedError
+from application.errors import InvalidRequestError, UnauthorizedError
 from application.organisations import (
     AuthenticateApiKey,
     ChangePolicy,
@@ -35,6 +35,12 @@ from application.organisations import (
     Principal,
 )
 from application.ports import RequestContext
+from application.webauthn import (
+    ConfirmWebAuthnEnrolment,
+    StartWebAuthnEnrolment,
+    VerifyWebAuthn,
+    WebAuthnLoginOptions,
+)
 from entrypoints.http.problems import COMMON, problems
 from entrypoints.http.schemas import (
     ApiKeyCreated,
@@ -53,6 +59,7 @@ from entrypoints.http.schemas import (
     StartAuthenticationRequest,
     VerifyRequest,
     VerifyResponse,
+    WebAuthnOptionsRequest,
 )
 
 UserIdPath = Annotated[
@@ -89,7 +96,7 @@ class EnrolmentController(Controller):
         status_code=201,
         sync_to_thread=True,
         responses=problems(*COMMON, 404, 409),
-        summary="Enrol an authenticator app",
+        summary="Enrol an authenticator app, a security key, a platform authenticator or a passkey",
     )
     def enrol(
         self,
@@ -97,7 +104,24 @@ class EnrolmentController(Controller):
         data: JSONBody[EnrolmentRequest],
         principal: NamedDependency[Principal],
         start_enrolment: Api,
+        start_webauthn_enrolment: Api,
     ) -> EnrolmentCreated:
+        if data.method == "webauthn":
+            webauthn: StartWebAuthnEnrolment = start_webauthn_enrolment
+            started = webauthn(
+                org_id=principal.org_id,
+                user_id=user_id,
+                label=data.label,
+                attachment=data.authenticator_attachment,
+                resident_key=data.resident_key,
+                user_verification=data.user_verification,
+            )
+            return EnrolmentCreated(
+                enrolment_id=started.enrolment_id,
+                method="webauthn",
+                status="pending",
+                options=started.options,
+            )
         use_case: StartOtpEnrolment = start_enrolment
         created = use_case(
             org_id=principal.org_id,
@@ -162,7 +186,7 @@ class EnrolmentController(Controller):
         status_code=200,
         sync_to_thread=True,
         responses=problems(*COMMON, 404, 409, 429),
-        summary="Activate an enrolment with its first code",
+        summary="Activate an enrolment with its first code, or with the WebAuthn credential",
     )
     def confirm(
         self,
@@ -170,9 +194,16 @@ class EnrolmentController(Controller):
         data: JSONBody[ConfirmRequest],
         principal: NamedDependency[Principal],
         confirm_enrolment: Api,
+        confirm_webauthn_enrolment: Api,
     ) -> EnrolmentStatus:
-        use_case: ConfirmOtpEnrolment = confirm_enrolment
-        use_case(org_id=principal.org_id, enrolment_id=enrolment_id, code=data.code)
+        if (data.code is None) == (data.credential is None):
+            raise InvalidRequestError("send either code or credential")
+        if data.credential is not None:
+            webauthn: ConfirmWebAuthnEnrolment = confirm_webauthn_enrolment
+            webauthn(org_id=principal.org_id, enrolment_id=enrolment_id, credential=data.credential)
+        else:
+            use_case: ConfirmOtpEnrolment = confirm_enrolment
+            use_case(org_id=principal.org_id, enrolment_id=enrolment_id, code=data.code or "")
         return EnrolmentStatus(enrolment_id=enrolment_id, status="active")
 
     @post(
@@ -290,7 +321,7 @@ class AuthenticationController(Controller):
         status_code=200,
         sync_to_thread=True,
         responses=problems(*COMMON, 404, 409, 429),
-        summary="Verify a factor",
+        summary="Verify a factor: a code, or a WebAuthn assertion",
     )
     def verify(
         self,
@@ -298,20 +329,50 @@ class AuthenticationController(Controller):
         data: JSONBody[VerifyRequest],
         principal: NamedDependency[Principal],
         verify_authentication: Api,
+        verify_webauthn: Api,
     ) -> VerifyResponse:
-        use_case: VerifyAuthentication = verify_authentication
-        outcome = use_case(
-            caller=_caller(principal),
-            authentication_id=authentication_id,
-            method=data.method,
-            code=data.code,
-            enrolment_id=data.enrolment_id,
-        )
+        if data.method == "webauthn":
+            if data.credential is None or data.code is not None:
+                raise InvalidRequestError("method 'webauthn' takes a credential and no code")
+            key: VerifyWebAuthn = verify_webauthn
+            outcome = key(
+                caller=_caller(principal),
+                authentication_id=authentication_id,
+                credential=data.credential,
+            )
+        else:
+            if data.code is None or data.credential is not None:
+                raise InvalidRequestError(f"method {data.method!r} takes a code and no credential")
+            use_case: VerifyAuthentication = verify_authentication
+            outcome = use_case(
+                caller=_caller(principal),
+                authentication_id=authentication_id,
+                method=data.method,
+                code=data.code,
+                enrolment_id=data.enrolment_id,
+            )
         return VerifyResponse(
             authentication_id=authentication_id,
             status=outcome.session.status,  # type: ignore[arg-type]
             **_token_fields(outcome),
         )
+
+    @post(
+        "/{authentication_id:uuid}/webauthn/options",
+        status_code=200,
+        sync_to_thread=True,
+        responses=problems(*COMMON, 404, 409),
+        summary="WebAuthn request options (PublicKeyCredentialRequestOptionsJSON) for this login",
+    )
+    def webauthn_options(
+        self,
+        authentication_id: FromPath[UUID],
+        data: JSONBody[WebAuthnOptionsRequest],
+        principal: NamedDependency[Principal],
+        webauthn_login_options: Api,
+    ) -> dict[str, Any]:
+        use_case: WebAuthnLoginOptions = webauthn_login_options
+        return use_case(caller=_caller(principal), authentication_id=authentication_id)
 
     @get(
         "/{authentication_id:uuid}",

@@ -164,6 +164,10 @@ def create_app(container: Container) -> Litestar:
             "start_administrator_enrolment",
             "enrol_administrator",
             "sign_in_administrator",
+            "start_webauthn_enrolment",
+            "confirm_webauthn_enrolment",
+            "webauthn_login_options",
+            "verify_webauthn",
         )
     }
     dependencies["principal"] = Provide(principal_then_body)

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
 from application.errors import (
+    CeremonyRejectedError,
     ConflictError,
     ForbiddenError,
     InvalidCodeError,
@@ -114,6 +115,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         )
     if isinstance(exc, ConflictError):
         return problem_response(409, str(exc))
+    if isinstance(exc, CeremonyRejectedError):
+        return problem_response(
+            422, str(exc), slug="webauthn-rejected", title="The WebAuthn ceremony was refused"
+        )
     if isinstance(exc, InvalidRequestError):
         return problem_response(422, str(exc))
     if isinstance(exc, HTTPException):

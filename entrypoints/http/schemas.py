@@ -12,6 +12,18 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 UserId = Annotated[str, Meta(min_length=1, max_length=256, description="The application's user id")]
 Code = Annotated[str, Meta(min_length=1, max_length=32, description="The one-time code as typed")]
 Method = Literal["totp", "hotp"]
+EnrolMethod = Literal["totp", "hotp", "webauthn"]
+VerifyMethod = Literal["totp", "hotp", "webauthn"]
+AnyMethod = Literal["totp", "hotp", "webauthn", "sms", "voice", "email"]
+Requirement = Literal["discouraged", "preferred", "required"]
+#: A browser's `PublicKeyCredential.toJSON()`, exactly as produced (W3C members, extras included).
+Credential = Annotated[
+    dict[str, Any],
+    Meta(
+        description="PublicKeyCredential.toJSON(): RegistrationResponseJSON or "
+        "AuthenticationResponseJSON"
+    ),
+]
 Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339, in UTC")]
 
 
@@ -20,15 +32,23 @@ class Request(Struct, forbid_unknown_fields=True):
 
 
 class EnrolmentRequest(Request):
-    method: Method
+    method: EnrolMethod
     label: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     algorithm: Literal["SHA1", "SHA256", "SHA512"] = "SHA1"
     digits: Literal[6, 8] = 6
     period: Annotated[int, Meta(ge=15, le=120)] = 30
+    # WebAuthn only: WebAuthn enum values, passed into `authenticatorSelection` unchanged
+    # unless the policy demands more.
+    authenticator_attachment: Literal["platform", "cross-platform"] | None = None
+    resident_key: Requirement = "preferred"
+    user_verification: Requirement = "preferred"
 
 
 class ConfirmRequest(Request):
-    code: Code
+    """`code` for an authenticator app; `credential` for WebAuthn."""
+
+    code: Code | None = None
+    credential: Credential | None = None
 
 
 class ResynchroniseRequest(Request):
@@ -43,8 +63,8 @@ class RequestContextBody(Request):
 
 
 class StartAuthenticationRequest(Request):
-    user_id: UserId
     context: RequestContextBody
+    user_id: UserId | None = None  # omitted: a usernameless login that a passkey completes
     operation: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     method: Method | None = None
     code: Code | None = None
@@ -52,12 +72,24 @@ class StartAuthenticationRequest(Request):
 
 
 class VerifyRequest(Request):
-    method: Method
-    code: Code
+    """`code` for an authenticator app; `credential` for `"method": "webauthn"`."""
+
+    method: VerifyMethod
+    code: Code | None = None
+    credential: Credential | None = None
     enrolment_id: UUID | None = None
 
 
+class WebAuthnOptionsRequest(Request):
+    """An empty JSON object: the options are decided by the login and the policy."""
+
+
 RiskAction = Literal["allow", "step_up", "deny"]
+Aaguid = Annotated[
+    str,
+    Meta(pattern="^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+]
+Origin = Annotated[str, Meta(pattern="^https?://[a-z0-9.-]+(:[0-9]{1,5})?$", max_length=200)]
 
 
 class RiskResponseChange(Request):
@@ -73,7 +105,7 @@ def _set_fields(struct: Struct) -> dict[str, Any]:
 
 
 class PolicyChangeRequest(Request):
-    allowed_methods: list[Method] | UnsetType = UNSET
+    allowed_methods: list[AnyMethod] | UnsetType = UNSET
     login_aal: Annotated[int, Meta(ge=1, le=3)] | UnsetType = UNSET
     primary_factor_verified: bool | UnsetType = UNSET
     step_up: (
@@ -90,6 +122,13 @@ class PolicyChangeRequest(Request):
     hotp_look_ahead: Annotated[int, Meta(ge=0, le=100)] | UnsetType = UNSET
     token_ttl_seconds: Annotated[int, Meta(ge=30, le=86400)] | UnsetType = UNSET
     token_audience: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType | None = UNSET
+    acr_format: Literal["nist", "openid-eap"] | UnsetType = UNSET
+    webauthn_attestation: Literal["any", "attested"] | UnsetType = UNSET
+    webauthn_aaguid_allow: list[Aaguid] | UnsetType = UNSET
+    webauthn_aaguid_deny: list[Aaguid] | UnsetType = UNSET
+    webauthn_user_verification: Requirement | UnsetType = UNSET
+    webauthn_top_origins: list[Origin] | UnsetType = UNSET
+    webauthn_reject_clones: bool | UnsetType = UNSET
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -102,13 +141,17 @@ class ApiKeyRequest(Request):
     label: Annotated[str, Meta(min_length=1, max_length=64)]
 
 
-class EnrolmentCreated(Struct):
+class EnrolmentCreated(Struct, omit_defaults=True):
+    """Authenticator apps get `secret`, `otpauth_uri` and `qr_svg`; WebAuthn gets `options`
+    (PublicKeyCredentialCreationOptionsJSON, for `parseCreationOptionsFromJSON`)."""
+
     enrolment_id: UUID
     method: str
     status: str
-    secret: str
-    otpauth_uri: str
-    qr_svg: str
+    secret: str | None = None
+    otpauth_uri: str | None = None
+    qr_svg: str | None = None
+    options: dict[str, Any] | None = None
 
 
 class EnrolmentStatus(Struct):
@@ -120,13 +163,29 @@ class EnrolmentSummary(Struct):
     enrolment_id: UUID
     method: str
     label: str
-    status: Literal["pending", "active", "locked", "revoked"]
-    algorithm: str
-    digits: int
-    period: int
+    status: Literal["pending", "active", "locked", "suspended", "revoked"]
     created_at: Timestamp
     confirmed_at: Timestamp | None
     last_used_at: Timestamp | None
+    algorithm: str | UnsetType = UNSET
+    digits: int | UnsetType = UNSET
+    period: int | UnsetType = UNSET
+    authenticator: AuthenticatorView | UnsetType = UNSET
+    suspended_reason: str | UnsetType = UNSET
+
+
+class AuthenticatorView(Struct):
+    """A WebAuthn credential's authenticator, as registered (never key material)."""
+
+    aaguid: str
+    name: str | None
+    attestation: str
+    attested: bool
+    backup_eligible: bool
+    backed_up: bool
+    user_verification_required: bool
+    transports: list[str]
+    max_aal: int
 
 
 class Risk(Struct):
@@ -186,6 +245,13 @@ class PolicyView(Struct):
     hotp_look_ahead: int
     token_ttl_seconds: int
     token_audience: str | None
+    acr_format: str
+    webauthn_attestation: str
+    webauthn_aaguid_allow: list[str]
+    webauthn_aaguid_deny: list[str]
+    webauthn_user_verification: str
+    webauthn_top_origins: list[str]
+    webauthn_reject_clones: bool
 
 
 class ApiKeyCreated(Struct):
