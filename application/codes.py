@@ -485,8 +485,10 @@ class RecordDeliveryStatus:
     app: IdentityApplication
     callbacks: DeliveryCallbacks
     clock: Clock
+    public_url: str  # the server's public base URL, which providers sign callbacks under
 
-    def __call__(self, provider: str, *, url: str, headers: dict[str, str], body: bytes) -> None:
+    def __call__(self, provider: str, *, path: str, headers: dict[str, str], body: bytes) -> None:
+        url = self.public_url.rstrip("/") + path
         try:
             status = self.callbacks.parse(provider, url=url, headers=headers, body=body)
         except InvalidCallbackError as error:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from application.codes import ConfirmCodeEnrolment
 from application.errors import ConflictError, InvalidRequestError
 from application.identity import IdentityApplication, retry_on_conflict
 from application.otp import CodeChecker, normalise_code, params_of, refuse_code
@@ -18,6 +19,7 @@ from application.ports import (
     SecretGenerator,
     SecretVault,
 )
+from domain.assurance import OUT_OF_BAND_METHODS
 from domain.enrolment import Enrolment, EnrolmentError
 
 #: RFC 6238 §5.1: keys as long as the HMAC output (also >= 112 bits, NIST N-20).
@@ -105,6 +107,7 @@ class ConfirmOtpEnrolment:
     app: IdentityApplication
     checker: CodeChecker
     clock: Clock
+    sent_codes: ConfirmCodeEnrolment | None = None  # SMS, voice and email enrolments
 
     def __call__(self, *, org_id: UUID, enrolment_id: UUID, code: str) -> None:
         def decide() -> None:
@@ -117,6 +120,14 @@ class ConfirmOtpEnrolment:
             account = self.app.account_for(org_id, enrolment.user_id)
             now = self.clock.now()
             self.checker.check_throttle(account, policy, at=now)
+            if enrolment.method in OUT_OF_BAND_METHODS and self.sent_codes is not None:
+                if not self.sent_codes(enrolment, code=code, policy=policy):
+                    self.checker.record_failure([enrolment], policy, account=account, at=now)
+                    self.app.save_changed(account, enrolment)
+                    raise refuse_code()
+                account.clear_failures(by="user", at=now)
+                self.app.save_changed(account, enrolment)
+                return
             found = self.checker.find_match(code, [enrolment], policy, account=account, at=now)
             if found is None:
                 self.checker.record_failure([enrolment], policy, account=account, at=now)

@@ -26,7 +26,7 @@ class InvalidPolicyError(PolicyError):
 
 
 DEFAULTS: dict[str, Any] = {
-    "allowed_methods": ["totp", "hotp", "webauthn"],
+    "allowed_methods": ["totp", "hotp", "webauthn", "sms", "voice", "email"],
     "login_aal": 2,
     # The calling application verifies a memorised secret before asking Tessera for the second
     # layer, so an OTP completes AAL2 (NIST N-2). Set False when Tessera's factor stands alone.

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from typing import Any
 
-from adapters.webauthn import PyWebAuthnCeremonies
 from dependency_injector import containers, providers
 
 from adapters.admin_sessions import InMemoryAdminSessionStore
+from adapters.code_hash import HmacCodeHasher
 from adapters.event_reader import FastEventReader
 from adapters.mds_store import StoredMetadata
+from adapters.messaging.phones import PhonenumbersParser
+from adapters.messaging.settings import build_code_sender, build_delivery_callbacks
+from adapters.messaging.templates import default_catalogue
 from adapters.otp import PyOtpVerifier, SegnoProvisioner
 from adapters.passwords import Argon2PasswordHasher
 from adapters.persistence import Database
 from adapters.risk import RuleBasedRiskAssessor
+from adapters.send_counters import SqlSendCounters
 from adapters.system import CsprngSecrets, RandomIds, SystemClock
 from adapters.tokens import JoseTokenIssuer, SigningKeyRing
 from adapters.vault import EnvelopeVault, KeyRing
+from adapters.webauthn import PyWebAuthnCeremonies
 from adapters.webhook_http import HttpxWebhookSender
 from application.administrators import (
     AdminSessions,
@@ -31,6 +38,14 @@ from application.authentications import (
     GetAuthentication,
     StartAuthentication,
     VerifyAuthentication,
+)
+from application.codes import (
+    ConfirmCodeEnrolment,
+    Messaging,
+    RecordDeliveryStatus,
+    ResendEnrolmentCode,
+    SendLoginCode,
+    StartCodeEnrolment,
 )
 from application.enrolments import (
     ConfirmOtpEnrolment,
@@ -98,6 +113,18 @@ def _signing_ring(settings: Settings) -> SigningKeyRing:
     )
 
 
+def _code_sender(settings: Settings, clock: SystemClock, templates: Any) -> Any:
+    return build_code_sender(os.environ, home=settings.home, clock=clock, templates=templates)
+
+
+def _delivery_callbacks(clock: SystemClock) -> Any:
+    return build_delivery_callbacks(os.environ, clock=clock)
+
+
+def _send_counters(settings: Settings, database: Database) -> SqlSendCounters:
+    return SqlSendCounters(database, create_table=settings.create_tables, pool_size=2)
+
+
 def _webauthn_settings(settings: Settings) -> WebAuthnSettings:
     return WebAuthnSettings(
         rp=RelyingParty(rp_id=settings.rp_id, name="Tessera", origins=settings.origins)
@@ -161,6 +188,7 @@ class Container(containers.DeclarativeContainer):
     )
 
     checker = providers.Singleton(CodeChecker, vault=vault, otp=otp)
+    code_hasher = providers.Singleton(HmacCodeHasher, key_ring)
     metrics = providers.Singleton(Metrics)  # this process's Prometheus registry (ADR 11)
     verifier = providers.Singleton(
         MeteredVerifier,
@@ -168,7 +196,37 @@ class Container(containers.DeclarativeContainer):
         checker=checker,
         tokens=tokens,
         ids=ids,
+        hasher=code_hasher,
         metrics=metrics,
+    )
+
+    # SMS, voice and email codes (ADR 14, 17)
+    templates = providers.Singleton(default_catalogue)
+    code_sender = providers.Singleton(_code_sender, settings, clock, templates)
+    send_counters = providers.Singleton(_send_counters, settings, database)
+    messaging = providers.Singleton(
+        Messaging,
+        app=identity_app,
+        phones=providers.Singleton(PhonenumbersParser),
+        sender=code_sender,
+        locales=templates,
+        counters=send_counters,
+        hasher=code_hasher,
+        vault=vault,
+        secrets=secrets,
+        ids=ids,
+        clock=clock,
+    )
+    start_code_enrolment = providers.Singleton(StartCodeEnrolment, messaging=messaging)
+    resend_enrolment_code = providers.Singleton(ResendEnrolmentCode, messaging=messaging)
+    send_login_code = providers.Singleton(SendLoginCode, messaging=messaging)
+    confirm_code_enrolment = providers.Singleton(ConfirmCodeEnrolment, messaging=messaging)
+    record_delivery_status = providers.Singleton(
+        RecordDeliveryStatus,
+        app=identity_app,
+        callbacks=providers.Singleton(_delivery_callbacks, clock),
+        clock=clock,
+        public_url=providers.Callable(lambda s: s.issuer, settings),
     )
 
     authenticate_api_key = providers.Singleton(AuthenticateApiKey, app=identity_app)
@@ -190,7 +248,11 @@ class Container(containers.DeclarativeContainer):
         provisioner=provisioner,
     )
     confirm_enrolment = providers.Singleton(
-        ConfirmOtpEnrolment, app=identity_app, checker=checker, clock=clock
+        ConfirmOtpEnrolment,
+        app=identity_app,
+        checker=checker,
+        clock=clock,
+        sent_codes=confirm_code_enrolment,
     )
     list_enrolments = providers.Singleton(ListEnrolments, app=identity_app)
     revoke_enrolment = providers.Singleton(RevokeEnrolment, app=identity_app, clock=clock)

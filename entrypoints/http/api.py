@@ -7,6 +7,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.concurrency import sync_to_thread
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter
 
@@ -16,6 +17,13 @@ from application.authentications import (
     Outcome,
     StartAuthentication,
     VerifyAuthentication,
+)
+from application.codes import (
+    RecordDeliveryStatus,
+    ResendEnrolmentCode,
+    SendLoginCode,
+    SentCode,
+    StartCodeEnrolment,
 )
 from application.enrolments import (
     ConfirmOtpEnrolment,
@@ -47,6 +55,8 @@ from entrypoints.http.schemas import (
     ApiKeyRequest,
     AuthenticationCreated,
     AuthenticationView,
+    ChallengeRequest,
+    CodeSentView,
     ConfirmRequest,
     EnrolmentCreated,
     EnrolmentRequest,
@@ -54,6 +64,7 @@ from entrypoints.http.schemas import (
     EnrolmentSummary,
     PolicyChangeRequest,
     PolicyView,
+    ResendRequest,
     ResynchroniseRequest,
     Risk,
     StartAuthenticationRequest,
@@ -105,7 +116,30 @@ class EnrolmentController(Controller):
         principal: NamedDependency[Principal],
         start_enrolment: Api,
         start_webauthn_enrolment: Api,
+        start_code_enrolment: Api,
     ) -> EnrolmentCreated:
+        if data.method in ("sms", "voice", "email"):
+            address = data.email if data.method == "email" else data.phone_number
+            if address is None:
+                field = "email" if data.method == "email" else "phone_number"
+                raise InvalidRequestError(f"method {data.method!r} needs {field}")
+            sender: StartCodeEnrolment = start_code_enrolment
+            sent = sender(
+                org_id=principal.org_id,
+                user_id=user_id,
+                method=data.method,
+                address=address,
+                label=data.label,
+                locale=data.locale,
+                ip=data.ip or "-",
+                accept_language=data.accept_language,
+            )
+            return EnrolmentCreated(
+                enrolment_id=sent.enrolment_id,
+                method=data.method,
+                status="pending",
+                code_sent=_code_sent(sent),
+            )
         if data.method == "webauthn":
             webauthn: StartWebAuthnEnrolment = start_webauthn_enrolment
             started = webauthn(
@@ -226,6 +260,29 @@ class EnrolmentController(Controller):
         )
         return EnrolmentStatus(enrolment_id=enrolment_id, status="active")
 
+    @post(
+        "/enrolments/{enrolment_id:uuid}/resend",
+        status_code=201,
+        sync_to_thread=True,
+        responses=problems(*COMMON, 404, 409, 429),
+        summary="Send a pending SMS, voice or email enrolment a new code",
+    )
+    def resend(
+        self,
+        enrolment_id: FromPath[UUID],
+        data: JSONBody[ResendRequest],
+        principal: NamedDependency[Principal],
+        resend_enrolment_code: Api,
+    ) -> CodeSentView:
+        use_case: ResendEnrolmentCode = resend_enrolment_code
+        sent = use_case(
+            org_id=principal.org_id,
+            enrolment_id=enrolment_id,
+            ip=data.ip or "-",
+            accept_language=data.accept_language,
+        )
+        return _code_sent(sent)
+
     @delete(
         "/enrolments/{enrolment_id:uuid}",
         status_code=204,
@@ -262,6 +319,19 @@ class EnrolmentController(Controller):
                 org_id=principal.org_id, enrolment_id=enrolment_id, by=f"key:{principal.key_id}"
             )
         )
+
+
+def _code_sent(sent: SentCode) -> CodeSentView:
+    return CodeSentView(
+        method=sent.method,
+        enrolment_id=sent.enrolment_id,
+        destination=sent.destination,
+        expires_at=sent.expires_at,
+        resend_after=sent.resend_after,
+        delivery_id=sent.delivery_id,
+        delivery_status=sent.delivery_status,  # type: ignore[arg-type]
+        provider=sent.provider,
+    )
 
 
 def _token_fields(outcome: Outcome) -> dict[str, Any]:
@@ -313,6 +383,7 @@ class AuthenticationController(Controller):
             methods=list(session.methods),
             risk=msgspec.convert(session.risk, Risk),
             expires_at=session.expires_at,
+            notice=outcome.notice,
             **_token_fields(outcome),
         )
 
@@ -356,6 +427,30 @@ class AuthenticationController(Controller):
             status=outcome.session.status,  # type: ignore[arg-type]
             **_token_fields(outcome),
         )
+
+    @post(
+        "/{authentication_id:uuid}/challenges",
+        status_code=201,
+        sync_to_thread=True,
+        responses=problems(*COMMON, 404, 409, 429),
+        summary="Send a code for this login by SMS, voice call or email",
+    )
+    def challenge(
+        self,
+        authentication_id: FromPath[UUID],
+        data: JSONBody[ChallengeRequest],
+        principal: NamedDependency[Principal],
+        send_login_code: Api,
+    ) -> CodeSentView:
+        use_case: SendLoginCode = send_login_code
+        sent = use_case(
+            caller=_caller(principal),
+            authentication_id=authentication_id,
+            method=data.method,
+            enrolment_id=data.enrolment_id,
+            accept_language=data.accept_language,
+        )
+        return _code_sent(sent)
 
     @post(
         "/{authentication_id:uuid}/webauthn/options",
@@ -441,3 +536,28 @@ class OrganisationController(Controller):
         use_case: IssueApiKey = issue_api_key
         key_id, key = use_case(org_id=principal.org_id, role=data.role, label=data.label)
         return ApiKeyCreated(key_id=key_id, role=data.role, label=data.label, api_key=key)
+
+
+class DeliveryCallbackController(Controller):
+    """Providers' signed delivery-status callbacks; the signature is the authentication."""
+
+    path = "/v1/providers"
+    tags = ["messaging"]
+
+    @post(
+        "/{provider:str}/status",
+        status_code=204,
+        responses=problems(400, 401, 404, 413, 500),
+        summary="A provider's delivery-status callback (Twilio, Vonage, signed webhook)",
+    )
+    async def status(
+        self,
+        provider: FromPath[Annotated[str, PathParameter(max_length=32)]],
+        request: Request[Any, Any, Any],
+        record_delivery_status: Api,
+    ) -> None:
+        use_case: RecordDeliveryStatus = record_delivery_status
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        await sync_to_thread(lambda: use_case(provider, path=path, headers=headers, body=body))

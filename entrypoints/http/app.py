@@ -26,6 +26,7 @@ from entrypoints.http.admin import AdminController
 from entrypoints.http.analytics import AnalyticsController
 from entrypoints.http.api import (
     AuthenticationController,
+    DeliveryCallbackController,
     EnrolmentController,
     OrganisationController,
     principal_from,
@@ -168,6 +169,10 @@ def create_app(container: Container) -> Litestar:
             "confirm_webauthn_enrolment",
             "webauthn_login_options",
             "verify_webauthn",
+            "start_code_enrolment",
+            "resend_enrolment_code",
+            "send_login_code",
+            "record_delivery_status",
         )
     }
     dependencies["principal"] = Provide(principal_then_body)
@@ -188,6 +193,7 @@ def create_app(container: Container) -> Litestar:
             EnrolmentController,
             AuthenticationController,
             OrganisationController,
+            DeliveryCallbackController,
             AuditController,
             AnalyticsController,
             WebhookController,

@@ -12,8 +12,15 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 UserId = Annotated[str, Meta(min_length=1, max_length=256, description="The application's user id")]
 Code = Annotated[str, Meta(min_length=1, max_length=32, description="The one-time code as typed")]
 Method = Literal["totp", "hotp"]
-EnrolMethod = Literal["totp", "hotp", "webauthn"]
-VerifyMethod = Literal["totp", "hotp", "webauthn"]
+EnrolMethod = Literal["totp", "hotp", "webauthn", "sms", "voice", "email"]
+VerifyMethod = Literal["totp", "hotp", "webauthn", "sms", "voice", "email"]
+SentMethod = Literal["sms", "voice", "email"]
+Locale = Annotated[
+    str, Meta(pattern="^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", max_length=35, description="BCP 47")
+]
+AcceptLanguage = Annotated[
+    str, Meta(max_length=256, description="The end user's Accept-Language header, as sent")
+]
 AnyMethod = Literal["totp", "hotp", "webauthn", "sms", "voice", "email"]
 Requirement = Literal["discouraged", "preferred", "required"]
 #: A browser's `PublicKeyCredential.toJSON()`, exactly as produced (W3C members, extras included).
@@ -42,6 +49,14 @@ class EnrolmentRequest(Request):
     authenticator_attachment: Literal["platform", "cross-platform"] | None = None
     resident_key: Requirement = "preferred"
     user_verification: Requirement = "preferred"
+    # SMS and voice: the number (E.164, or national with a leading country code); email: the
+    # address. `locale` is the user's language for messages; `accept_language` and `ip` come
+    # from the user's browser, for the language and the toll-fraud caps.
+    phone_number: Annotated[str, Meta(min_length=3, max_length=32)] | None = None
+    email: Annotated[str, Meta(min_length=3, max_length=254)] | None = None
+    locale: Locale | None = None
+    accept_language: AcceptLanguage | None = None
+    ip: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
 
 
 class ConfirmRequest(Request):
@@ -60,6 +75,7 @@ class RequestContextBody(Request):
     ip: Annotated[str, Meta(min_length=1, max_length=64, description="The end user's IP")]
     user_agent: Annotated[str, Meta(max_length=1024)]
     device_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    accept_language: AcceptLanguage | None = None
 
 
 class StartAuthenticationRequest(Request):
@@ -80,6 +96,33 @@ class VerifyRequest(Request):
     enrolment_id: UUID | None = None
 
 
+class ChallengeRequest(Request):
+    """Send a code for this login over SMS, a voice call or email."""
+
+    method: SentMethod
+    enrolment_id: UUID | None = None
+    accept_language: AcceptLanguage | None = None
+
+
+class ResendRequest(Request):
+    accept_language: AcceptLanguage | None = None
+    ip: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+class CodeSentView(Struct):
+    """A code went out (or every provider failed: `delivery_status` "failed"). The destination
+    is masked; the code itself is never in a response."""
+
+    method: str
+    enrolment_id: UUID
+    destination: str
+    expires_at: Timestamp
+    resend_after: Timestamp
+    delivery_id: UUID
+    delivery_status: Literal["sent", "failed"]
+    provider: str | None
+
+
 class WebAuthnOptionsRequest(Request):
     """An empty JSON object: the options are decided by the login and the policy."""
 
@@ -98,6 +141,19 @@ class RiskResponseChange(Request):
     low: RiskAction | UnsetType = UNSET
     medium: RiskAction | UnsetType = UNSET
     high: RiskAction | UnsetType = UNSET
+
+
+Region = Annotated[str, Meta(pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+HourlyCap = Annotated[int, Meta(ge=1, le=10_000_000)]
+
+
+class SendCapsChange(Request):
+    """Toll-fraud caps: codes per hour per number, IP, organisation and destination country."""
+
+    number: HourlyCap | UnsetType = UNSET
+    ip: HourlyCap | UnsetType = UNSET
+    organisation: HourlyCap | UnsetType = UNSET
+    country: HourlyCap | UnsetType = UNSET
 
 
 def _set_fields(struct: Struct) -> dict[str, Any]:
@@ -129,6 +185,15 @@ class PolicyChangeRequest(Request):
     webauthn_user_verification: Requirement | UnsetType = UNSET
     webauthn_top_origins: list[Origin] | UnsetType = UNSET
     webauthn_reject_clones: bool | UnsetType = UNSET
+    code_ttl_seconds: Annotated[int, Meta(ge=60, le=900)] | UnsetType = UNSET
+    code_max_tries: Annotated[int, Meta(ge=1, le=10)] | UnsetType = UNSET
+    code_resend_seconds: Annotated[int, Meta(ge=0, le=600)] | UnsetType = UNSET
+    restricted_max_aal: Annotated[int, Meta(ge=1, le=2)] | UnsetType = UNSET
+    phone_refuse_voip: bool | UnsetType = UNSET
+    phone_countries: list[Region] | UnsetType = UNSET
+    send_caps: SendCapsChange | UnsetType = UNSET
+    usual_countries: list[Region] | UnsetType = UNSET
+    unusual_burst: Annotated[int, Meta(ge=1, le=100000)] | UnsetType = UNSET
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -152,6 +217,7 @@ class EnrolmentCreated(Struct, omit_defaults=True):
     otpauth_uri: str | None = None
     qr_svg: str | None = None
     options: dict[str, Any] | None = None
+    code_sent: CodeSentView | None = None
 
 
 class EnrolmentStatus(Struct):
@@ -172,6 +238,7 @@ class EnrolmentSummary(Struct):
     period: int | UnsetType = UNSET
     authenticator: AuthenticatorView | UnsetType = UNSET
     suspended_reason: str | UnsetType = UNSET
+    destination: str | UnsetType = UNSET
 
 
 class AuthenticatorView(Struct):
@@ -204,6 +271,7 @@ class AuthenticationCreated(Struct, omit_defaults=True):
     access_token: str | None = None
     token_type: Literal["Bearer"] | None = None
     expires_in: int | None = None
+    notice: str | None = None
 
 
 class VerifyResponse(Struct, omit_defaults=True):
@@ -252,6 +320,15 @@ class PolicyView(Struct):
     webauthn_user_verification: str
     webauthn_top_origins: list[str]
     webauthn_reject_clones: bool
+    code_ttl_seconds: int
+    code_max_tries: int
+    code_resend_seconds: int
+    restricted_max_aal: int
+    phone_refuse_voip: bool
+    phone_countries: list[str]
+    send_caps: dict[str, int]
+    usual_countries: list[str]
+    unusual_burst: int
 
 
 class ApiKeyCreated(Struct):
