@@ -547,7 +547,7 @@ class DeliveryCallbackController(Controller):
     @post(
         "/{provider:str}/status",
         status_code=204,
-        responses=problems(400, 401, 404, 413, 500),
+        responses=problems(400, 401, 404, 413, 422, 500),
         summary="A provider's delivery-status callback (Twilio, Vonage, signed webhook)",
     )
     async def status(
