@@ -23,7 +23,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -124,6 +124,13 @@ KM_PURPOSE_SIGN = 2
 SAFETYNET_MAX_AGE_MS = 5 * 60 * 1000
 SAFETYNET_MAX_SKEW_MS = 60 * 1000
 
+_BAD_CERTIFICATE = (
+    ValueError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
 # Anything a malformed credential can make the parsers raise; turned into WebAuthnError at
 # the edge of every public method so that no other exception type ever leaves this adapter.
 _MALFORMED = (
@@ -134,6 +141,7 @@ _MALFORMED = (
     IndexError,
     OverflowError,
     RecursionError,
+    *_BAD_CERTIFICATE,
     PyAsn1Error,
     openssl.Error,
 )
@@ -307,9 +315,12 @@ def _certificates(statement: dict[str, Any], fmt: str) -> list[bytes]:
 
 def _certificate(der: bytes, fmt: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        cert = x509.load_der_x509_certificate(der)
+        # cryptography parses these lazily: fail here, not halfway through a check.
+        cert.public_key(), cert.extensions, cert.subject, cert.version
+    except _BAD_CERTIFICATE:
         raise WebAuthnError(f"the {fmt} attestation certificate is malformed") from None
+    return cert
 
 
 def _check_leaf(cert: x509.Certificate, aaguid: bytes, fmt: str) -> None:
@@ -795,7 +806,8 @@ class PyWebAuthnCeremonies:
             attestation_object = parse_cbor(raw_object)
         except WebAuthnException:
             raise WebAuthnError("attestationObject is not valid CBOR") from None
-        attestation_object = _object(attestation_object, "attestationObject")
+        if not isinstance(attestation_object, dict):
+            raise WebAuthnError("attestationObject is not a CBOR map")
         fmt, statement = attestation_object.get("fmt"), attestation_object.get("attStmt")
         raw_auth_data = attestation_object.get("authData")
         if not isinstance(fmt, str) or not isinstance(statement, dict):
