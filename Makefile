@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck contracts pytest schemathesis system-deps postgres bench bench-rebuild clean
+.PHONY: run test lint typecheck contracts pytest schemathesis system-deps postgres bench bench-rebuild bench-webauthn clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench: $(STAMP) postgres
 # A million events on PostgreSQL, then `tessera projections rebuild` timed (bench/README.md).
 bench-rebuild: $(STAMP) postgres
 	$(BIN)/python -m bench.rebuild
+
+# WebAuthn assertions per second: the adapter per algorithm, then whole logins on PostgreSQL.
+bench-webauthn: $(STAMP) postgres
+	$(BIN)/python -m bench.webauthn
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
