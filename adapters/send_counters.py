@@ -45,6 +45,10 @@ class InMemorySendCounters:
                 result[key] = self._counts[slot]
             return result
 
+    def count_rows(self) -> int:
+        with self._lock:
+            return len(self._counts)
+
 
 class SqlSendCounters:
     """Counters in `tessera_send_counters (key, window_seconds, window_start, count)` on

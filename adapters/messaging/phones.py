@@ -41,7 +41,7 @@ _LENGTH_ERRORS = {
     ValidationResult.TOO_LONG: "the number is too long for its country",
     ValidationResult.INVALID_LENGTH: "the number has the wrong length for its country",
     ValidationResult.INVALID_COUNTRY_CODE: "the country calling code is unknown",
-    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "the number can only be dialled locally",
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "the number is incomplete (an area code missing?)",
 }
 
 

@@ -79,10 +79,11 @@ class SmtpEmailProvider:
         email["Subject"] = content.email.subject
         email["Date"] = formatdate(usegmt=True)
         email["Message-ID"] = make_msgid(domain=self._domain)
-        email["Content-Language"] = content.email.language
         email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
         email.set_content(content.email.text)
         email.add_alternative(content.email.html, subtype="html")
+        # after the parts: making the message multipart moves Content-* headers into a part
+        email["Content-Language"] = content.email.language
         return email
 
     def send(self, message: OutboundCode, content: Rendered) -> Accepted:

@@ -35,8 +35,9 @@ def twiml(script: VoiceScript, *, pause_seconds: int = 1) -> str:
 
 
 class TwilioProvider:
-    """Twilio's REST API with HTTP Basic auth (Account SID and auth token, or an API key SID
-    and secret with `username=`). SMS go from `from_number` or through a Messaging Service."""
+    """Twilio's REST API with HTTP Basic auth: the Account SID and `auth_token`, or an API key
+    (`username=` its SID, `auth_token=` its secret). SMS go from `from_number` or through a
+    Messaging Service."""
 
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""Out-of-band code adapters: providers against local servers, routing, templates, callbacks."""
