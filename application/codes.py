@@ -181,7 +181,10 @@ class Messaging:
         """Record a send the toll-fraud caps refused; the error to raise."""
         delivery.refuse(reason, detail, at=self.clock.now())
         self.app.save(delivery)
-        return ThrottledError(HOUR)
+        return ThrottledError(
+            HOUR,
+            detail="Too many codes were sent recently: try again later, or use another method.",
+        )
 
     def issue(
         self,
@@ -280,7 +283,10 @@ def _sent(
 
 
 def _resend_refused(error: ResendTooSoonError) -> ThrottledError:
-    return ThrottledError(error.retry_after)
+    return ThrottledError(
+        error.retry_after,
+        detail=f"A code was just sent: ask for another in {error.retry_after} seconds.",
+    )
 
 
 @dataclass(frozen=True, slots=True)

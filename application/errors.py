@@ -38,10 +38,13 @@ class InvalidCodeError(TesseraError):
 class ThrottledError(TesseraError):
     """Too many failures: try again after `retry_after` seconds."""
 
-    def __init__(self, retry_after: int, *, locked: bool = False) -> None:
+    def __init__(
+        self, retry_after: int, *, locked: bool = False, detail: str | None = None
+    ) -> None:
         super().__init__("locked" if locked else "throttled")
         self.retry_after = max(1, retry_after)
         self.locked = locked
+        self.detail = detail  # replaces the failed-attempts wording (send caps, cool-downs)
 
 
 class ConflictError(TesseraError):

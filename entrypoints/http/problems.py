@@ -101,7 +101,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             authentication_id=authentication_id,
         )
     if isinstance(exc, ThrottledError):
-        detail = (
+        detail = exc.detail or (
             "Too many failed attempts: verification is locked until an administrator unlocks it."
             if exc.locked
             else f"Too many failed attempts: try again in {exc.retry_after} seconds."
