@@ -117,8 +117,11 @@ def parse_metadata(blob: bytes, root_certificate: bytes) -> Mds3Metadata:
         root = _certificate_der(root_certificate)
     except ValueError as error:
         raise MetadataError(f"the MDS root certificate cannot be read ({error})") from None
+    blob = blob.strip()
+    if blob.count(b".") != 2:
+        raise MetadataError("the MDS BLOB is not a compact JWS (header.payload.signature)")
     try:
-        payload: MetadataBlobPayload = parse_blob(_der_signature(blob.strip()), root)
+        payload: MetadataBlobPayload = parse_blob(_der_signature(blob), root)
     except (InvalidSignature, ChainDoesNotVerify):
         raise MetadataError(
             "the MDS BLOB's signature or certificate chain does not verify"
@@ -132,10 +135,20 @@ def parse_metadata(blob: bytes, root_certificate: bytes) -> Mds3Metadata:
         NotImplementedError,
     ) as error:
         # fido2 lets builtin errors through for a BLOB that is not a JWS of MDS3 JSON.
-        raise MetadataError(f"the MDS BLOB is malformed ({type(error).__name__})") from None
+        reason = str(error)[:160]
+        raise MetadataError(
+            f"the MDS BLOB is malformed ({type(error).__name__}: {reason})"
+        ) from None
     entries: dict[str, AuthenticatorInfo] = {}
     for entry in _with_aaguid(payload.entries):
         info = _info(entry)
+        for der in info.root_certificates:
+            try:
+                x509.load_der_x509_certificate(der)
+            except ValueError:
+                raise MetadataError(
+                    f"the MDS entry {info.aaguid} has an unreadable attestation root"
+                ) from None
         entries[info.aaguid] = info
     return Mds3Metadata(serial=payload.no, next_update=payload.next_update, entries=entries)
 
