@@ -921,8 +921,13 @@ class PyWebAuthnCeremonies:
         if info is None or not info.root_certificates:
             return False
         store = openssl.X509Store()
-        for anchor in info.root_certificates:
-            store.add_cert(openssl.X509.from_cryptography(x509.load_der_x509_certificate(anchor)))
+        try:
+            for anchor in info.root_certificates:
+                store.add_cert(
+                    openssl.X509.from_cryptography(x509.load_der_x509_certificate(anchor))
+                )
+        except (ValueError, openssl.Error):
+            raise WebAuthnError(f"the metadata roots of {aaguid} cannot be read") from None
         store.set_flags(openssl.X509StoreFlags.PARTIAL_CHAIN)
         if self._clock is not None:
             store.set_time(self._clock.now())
