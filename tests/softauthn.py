@@ -133,15 +133,18 @@ class AttestationCA:
         aaguid: bytes | None,
         *,
         unit: str = "Authenticator Attestation",
+        common_name: str = "Soft Authenticator",
         ca: bool = False,
         not_after: dt.datetime | None = None,
-    ) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
-        """A leaf key and its DER certificate (§8.2.1): OU "Authenticator Attestation",
-        CA=false and, unless `aaguid` is None, the id-fido-gen-ce-aaguid extension."""
-        key = ec.generate_private_key(ec.SECP256R1())
+        key: Any = None,
+    ) -> tuple[Any, bytes]:
+        """A leaf key (P-256 unless `key` is given) and its DER certificate (§8.2.1): OU
+        "Authenticator Attestation", CA=false and, unless `aaguid` is None, the
+        id-fido-gen-ce-aaguid extension."""
+        key = key or ec.generate_private_key(ec.SECP256R1())
         builder = _validity(
             x509.CertificateBuilder()
-            .subject_name(_name("Soft Authenticator", unit))
+            .subject_name(_name(common_name, unit))
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
