@@ -26,8 +26,29 @@ from application.analytics import (
 
 TABLE_KEYS = ("counts", "users", "subjects", "changes")
 CHANGE_COLUMNS = ("seq", "position", "org_id", "model", "key", "value")
-#: Row keys per lookup query: 4 marks each stays far below SQLite's 32,766 variables.
-KEYS_PER_QUERY = 1000
+#: (column, PostgreSQL type) of the tables written with upserts.
+SUBJECT_COLUMNS = (
+    ("aggregate_id", "text"),
+    ("org_id", "text"),
+    ("kind", "text"),
+    ("user_id", "text"),
+    ("method", "text"),
+    ("state", "text"),
+)
+SUBJECT_KEY = SUBJECT_COLUMNS[:1]
+COUNT_COLUMNS = (
+    ("org_id", "text"),
+    ("metric", "text"),
+    ("day", "text"),
+    ("label", "text"),
+    ("value", "bigint"),
+)
+USER_COLUMNS = (
+    ("org_id", "text"),
+    ("user_id", "text"),
+    ("active", "bigint"),
+    ("phishing_resistant", "bigint"),
+)
 
 #: Portable types (text days and ids), so both stores run the same statements.
 CREATE_STATEMENTS = (
@@ -63,118 +84,115 @@ class _SqlAnalytics(AnalyticsView):
     rows: Any
     track_in: Any
     insert_rows: Any
+    upsert_rows: Any
+    select_keys: Any
 
     def subjects(self, ids: Collection[UUID]) -> dict[UUID, Tracked]:
-        keys = [str(i) for i in ids]
+        keys = [(str(i),) for i in ids]
         found: dict[UUID, Tracked] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            rows = self.select(
-                "SELECT aggregate_id, org_id, kind, user_id, method, state FROM {subjects} "  # noqa: S608
-                f"WHERE aggregate_id IN ({','.join(['%s'] * len(chunk))})",
-                chunk,
-            )
-            for r in rows:
+        with self.cursor(commit=False) as c:
+            for r in self.select_keys(
+                c, "subjects", SUBJECT_KEY, "org_id, kind, user_id, method, state", keys
+            ):
                 subject = Tracked(UUID(r[0]), UUID(r[1]), r[2], r[3], r[4], r[5])
                 found[subject.aggregate_id] = subject
         return found
 
-    def apply(self, batch: Batch, tracking: Tracking) -> None:
+    def apply(self, batch: Batch, tracking: Tracking, *, first: int) -> None:
         with self.cursor(commit=True) as c:
-            self.track_in(c, tracking)  # first: the batch's exclusive claim
-            self.execute_many(
+            self.track_in(c, tracking, first=first)  # first: the batch's exclusive claim
+            self.upsert_rows(
                 c,
-                "INSERT INTO {subjects} VALUES (%s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (aggregate_id) DO UPDATE SET method = excluded.method, "
-                "state = excluded.state",
+                "subjects",
+                SUBJECT_COLUMNS,
                 [
                     (str(s.aggregate_id), str(s.org_id), s.kind, s.user_id, s.method, s.state)
                     for s in batch.subjects.values()
                 ],
+                conflict="aggregate_id",
+                update=("method", "state"),
             )
             self.execute(c, "SELECT COALESCE(MAX(seq), 0) AS last FROM {changes}")
             seq = int(self.rows(c)[0][0])
             # the batch's current rows in two queries, not one per row (a rebuild hot spot)
             counts = self._current_counts(c, batch)
             users = self._current_users(c, batch)
+            orgs: dict[UUID, str] = {}
+            count_keys: dict[tuple[str, str, str, str], str] = {}
+            user_keys: dict[tuple[str, str], str] = {}
             changes = []
             for position, delta in batch.deltas:
                 seq += 1
-                org = str(delta.org_id)
-                if isinstance(delta, CountDelta):
+                org = orgs.get(delta.org_id)
+                if org is None:
+                    org = orgs[delta.org_id] = str(delta.org_id)
+                if type(delta) is CountDelta:
                     ckey = (org, delta.metric, delta.day.isoformat(), delta.label)
-                    counts[ckey] += delta.delta
-                    key: dict[str, Any] = {
-                        "day": ckey[2],
-                        "metric": delta.metric,
-                        "label": delta.label,
-                    }
-                    changes.append(
-                        (seq, position, org, "daily", _json(key), _json({"value": counts[ckey]}))
-                    )
+                    value = counts[ckey] = counts[ckey] + delta.delta
+                    key = count_keys.get(ckey)
+                    if key is None:
+                        key = count_keys[ckey] = _json(
+                            {"day": ckey[2], "metric": delta.metric, "label": delta.label}
+                        )
+                    changes.append((seq, position, org, "daily", key, f'{{"value":{value}}}'))
                     continue
                 assert isinstance(delta, UserDelta)
                 ukey = (org, delta.user_id)
                 active, resistant = users[ukey]
-                users[ukey] = (active + delta.active, resistant + delta.phishing_resistant)
-                value = {"active": users[ukey][0], "phishing_resistant": users[ukey][1]}
+                active += delta.active
+                resistant += delta.phishing_resistant
+                users[ukey] = (active, resistant)
+                key = user_keys.get(ukey)
+                if key is None:
+                    key = user_keys[ukey] = _json({"user_id": delta.user_id})
                 changes.append(
-                    (seq, position, org, "user", _json({"user_id": delta.user_id}), _json(value))
+                    (
+                        seq,
+                        position,
+                        org,
+                        "user",
+                        key,
+                        f'{{"active":{active},"phishing_resistant":{resistant}}}',
+                    )
                 )
-            self.execute_many(
+            self.upsert_rows(
                 c,
-                "INSERT INTO {counts} (org_id, metric, day, label, value) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (org_id, metric, day, label) "
-                "DO UPDATE SET value = excluded.value",
+                "counts",
+                COUNT_COLUMNS,
                 [(*k, v) for k, v in counts.items()],
+                conflict="org_id, metric, day, label",
+                update=("value",),
             )
-            self.execute_many(
+            self.upsert_rows(
                 c,
-                "INSERT INTO {users} VALUES (%s, %s, %s, %s) ON CONFLICT (org_id, user_id) "
-                "DO UPDATE SET active = excluded.active, "
-                "phishing_resistant = excluded.phishing_resistant",
+                "users",
+                USER_COLUMNS,
                 [(*k, *v) for k, v in users.items()],
+                conflict="org_id, user_id",
+                update=("active", "phishing_resistant"),
             )
             self.insert_rows(c, "changes", CHANGE_COLUMNS, changes)
 
     def _current_counts(self, c: Any, batch: Batch) -> dict[tuple[str, str, str, str], int]:
         """The stored value of every daily count the batch touches (0 when new)."""
-        keys = {
-            (str(d.org_id), d.metric, d.day.isoformat(), d.label)
-            for _, d in batch.deltas
-            if isinstance(d, CountDelta)
-        }
-        ordered = sorted(keys)
-        found = dict.fromkeys(ordered, 0)
-        for start in range(0, len(ordered), KEYS_PER_QUERY):
-            chunk = ordered[start : start + KEYS_PER_QUERY]
-            self.execute(
-                c,
-                "SELECT org_id, metric, day, label, value FROM {counts} "  # noqa: S608
-                "WHERE (org_id, metric, day, label) IN (VALUES "
-                + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
-                + ")",
-                [v for key in chunk for v in key],
-            )
-            for r in self.rows(c):
-                found[(r[0], r[1], r[2], r[3])] = int(r[4])
+        keys = sorted(
+            {
+                (str(d.org_id), d.metric, d.day.isoformat(), d.label)
+                for _, d in batch.deltas
+                if type(d) is CountDelta
+            }
+        )
+        found = dict.fromkeys(keys, 0)
+        for r in self.select_keys(c, "counts", COUNT_COLUMNS[:4], "value", keys):
+            found[(r[0], r[1], r[2], r[3])] = int(r[4])
         return found
 
     def _current_users(self, c: Any, batch: Batch) -> dict[tuple[str, str], tuple[int, int]]:
         """The stored authenticator counts of every user the batch touches ((0, 0) when new)."""
-        keys = {(str(d.org_id), d.user_id) for _, d in batch.deltas if isinstance(d, UserDelta)}
-        ordered = sorted(keys)
-        found = dict.fromkeys(ordered, (0, 0))
-        for start in range(0, len(ordered), KEYS_PER_QUERY):
-            chunk = ordered[start : start + KEYS_PER_QUERY]
-            self.execute(
-                c,
-                "SELECT org_id, user_id, active, phishing_resistant FROM {users} "  # noqa: S608
-                "WHERE (org_id, user_id) IN (VALUES " + ", ".join(["(%s, %s)"] * len(chunk)) + ")",
-                [v for key in chunk for v in key],
-            )
-            for r in self.rows(c):
-                found[(r[0], r[1])] = (int(r[2]), int(r[3]))
+        keys = sorted({(str(d.org_id), d.user_id) for _, d in batch.deltas if type(d) is UserDelta})
+        found = dict.fromkeys(keys, (0, 0))
+        for r in self.select_keys(c, "users", USER_COLUMNS[:2], "active, phishing_resistant", keys):
+            found[(r[0], r[1])] = (int(r[2]), int(r[3]))
         return found
 
     def daily(

@@ -13,6 +13,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
+from adapters.projection_store import claim_postgres, claim_sqlite
 from application.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -20,7 +21,8 @@ from application.audit import (
     AuditRecord,
     AuditTrailView,
     Subject,
-    seal,
+    chain_hash,
+    iso,
 )
 
 _RECORD_COLUMNS = (
@@ -69,18 +71,45 @@ def _subject_fields(s: Subject) -> tuple[str | None, ...]:
     return (s.user_id, s.method, s.role, s.ip, s.user_agent)
 
 
-def _chain(
+def _sealed_rows(
     entries: Sequence[AuditEntry], heads: dict[UUID, tuple[int, str]]
-) -> tuple[list[AuditRecord], dict[UUID, tuple[int, str]]]:
-    """Seal entries onto their organisations' chains; the records and the moved heads."""
+) -> tuple[list[tuple[Any, ...]], dict[UUID, tuple[int, str]]]:
+    """Seal entries onto their organisations' chains: the rows (in `_RECORD_COLUMNS` order,
+    as text and numbers, which both stores take as they are) and the moved heads."""
     moved: dict[UUID, tuple[int, str]] = {}
-    records = []
-    for entry in entries:
-        seq, previous = moved.get(entry.org_id) or heads.get(entry.org_id) or (0, GENESIS_HASH)
-        record = seal(entry, seq + 1, previous)
-        moved[entry.org_id] = (record.seq, record.hash)
-        records.append(record)
-    return records, moved
+    texts: dict[UUID, str] = {}
+    rows = []
+    for e in entries:
+        org = e.org_id
+        seq, previous = moved.get(org) or heads.get(org) or (0, GENESIS_HASH)
+        seq += 1
+        digest = chain_hash(e, seq, previous)
+        moved[org] = (seq, digest)
+        org_text = texts.get(org)
+        if org_text is None:
+            org_text = texts[org] = str(org)
+        rows.append(
+            (
+                org_text,
+                seq,
+                e.position,
+                e.event_id,
+                iso(e.at),
+                str(e.subject_id),
+                e.user_id,
+                e.actor_type,
+                e.actor_id,
+                e.action,
+                e.outcome,
+                e.method,
+                e.ip,
+                e.user_agent,
+                json.dumps(e.details, sort_keys=True) if e.details else "{}",
+                previous,
+                digest,
+            )
+        )
+    return rows, moved
 
 
 def _filters(query: AuditQuery, mark: str) -> tuple[list[str], list[Any]]:
@@ -129,29 +158,6 @@ class SqliteAuditTrailView(AuditTrailView, SQLiteTrackingRecorder):
             "ip TEXT, user_agent TEXT)",
         ]
 
-    @staticmethod
-    def _row(record: AuditRecord) -> tuple[Any, ...]:
-        e = record.entry
-        return (
-            str(e.org_id),
-            record.seq,
-            e.position,
-            e.event_id,
-            e.at.astimezone(UTC).isoformat(timespec="microseconds"),
-            str(e.subject_id),
-            e.user_id,
-            e.actor_type,
-            e.actor_id,
-            e.action,
-            e.outcome,
-            e.method,
-            e.ip,
-            e.user_agent,
-            json.dumps(e.details, sort_keys=True),
-            record.prev_hash,
-            record.hash,
-        )
-
     def subjects(self, ids: Collection[UUID]) -> dict[UUID, Subject]:
         if not ids:
             return {}
@@ -170,10 +176,15 @@ class SqliteAuditTrailView(AuditTrailView, SQLiteTrackingRecorder):
         return found
 
     def append(
-        self, entries: Sequence[AuditEntry], subjects: Sequence[Subject], tracking: Tracking
+        self,
+        entries: Sequence[AuditEntry],
+        subjects: Sequence[Subject],
+        tracking: Tracking,
+        *,
+        first: int,
     ) -> None:
         with self.datastore.transaction(commit=True) as c:
-            self._insert_tracking(c, tracking)  # first: the batch's exclusive claim
+            claim_sqlite(c, tracking, first=first)  # first: the batch's exclusive claim
             orgs = sorted({str(e.org_id) for e in entries})
             heads: dict[UUID, tuple[int, str]] = {}
             if orgs:
@@ -183,7 +194,7 @@ class SqliteAuditTrailView(AuditTrailView, SQLiteTrackingRecorder):
                     orgs,
                 )
                 heads = {UUID(r[0]): (int(r[1]), str(r[2])) for r in c.fetchall()}
-            records, moved = _chain(entries, heads)
+            rows, moved = _sealed_rows(entries, heads)
             c.executemany(
                 "INSERT INTO audit_subjects VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (aggregate_id) DO NOTHING",
@@ -195,7 +206,7 @@ class SqliteAuditTrailView(AuditTrailView, SQLiteTrackingRecorder):
             c.executemany(
                 f"INSERT INTO audit_records ({_RECORD_COLUMNS}) VALUES "  # noqa: S608
                 f"({','.join('?' * 17)})",
-                [self._row(r) for r in records],
+                rows,
             )
             c.executemany(
                 "INSERT INTO audit_heads VALUES (?, ?, ?) ON CONFLICT (org_id) "
@@ -306,29 +317,6 @@ class PostgresAuditTrailView(AuditTrailView, PostgresTrackingRecorder):
             curs.execute(query, params, prepare=False)
             return [tuple(row.values()) for row in curs.fetchall()]
 
-    @staticmethod
-    def _row(record: AuditRecord) -> tuple[Any, ...]:
-        e = record.entry
-        return (
-            e.org_id,
-            record.seq,
-            e.position,
-            e.event_id,
-            e.at,
-            e.subject_id,
-            e.user_id,
-            e.actor_type,
-            e.actor_id,
-            e.action,
-            e.outcome,
-            e.method,
-            e.ip,
-            e.user_agent,
-            json.dumps(e.details, sort_keys=True),
-            record.prev_hash,
-            record.hash,
-        )
-
     def subjects(self, ids: Collection[UUID]) -> dict[UUID, Subject]:
         if not ids:
             return {}
@@ -339,10 +327,16 @@ class PostgresAuditTrailView(AuditTrailView, PostgresTrackingRecorder):
         return {s.aggregate_id: s for s in map(_subject, rows)}
 
     def append(
-        self, entries: Sequence[AuditEntry], subjects: Sequence[Subject], tracking: Tracking
+        self,
+        entries: Sequence[AuditEntry],
+        subjects: Sequence[Subject],
+        tracking: Tracking,
+        *,
+        first: int,
     ) -> None:
         with self.datastore.transaction(commit=True) as curs:
-            self._insert_tracking(curs, tracking)  # first: a concurrent writer waits here
+            # first: a concurrent writer of the same batch waits here, then is refused
+            claim_postgres(curs, self.tables["t"], tracking, first=first)
             orgs = sorted({e.org_id for e in entries}, key=str)
             heads: dict[UUID, tuple[int, str]] = {}
             if orgs:
@@ -354,26 +348,41 @@ class PostgresAuditTrailView(AuditTrailView, PostgresTrackingRecorder):
                 heads = {
                     _uuid(r["org_id"]): (int(r["seq"]), str(r["hash"])) for r in curs.fetchall()
                 }
-            records, moved = _chain(entries, heads)
-            if subjects:
-                curs.executemany(
-                    self._sql(
-                        "INSERT INTO {s} VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT (aggregate_id) DO NOTHING"
-                    ),
-                    [(s.aggregate_id, s.org_id, s.kind, *_subject_fields(s)) for s in subjects],
+            rows, moved = _sealed_rows(entries, heads)
+            if subjects:  # one statement: a column per array
+                columns = list(
+                    zip(
+                        *[
+                            (str(s.aggregate_id), str(s.org_id), s.kind, *_subject_fields(s))
+                            for s in subjects
+                        ],
+                        strict=True,
+                    )
                 )
-            if records:  # COPY: one round trip per batch instead of one statement per record
-                with curs.copy(self._sql(f"COPY {{r}} ({_RECORD_COLUMNS}) FROM STDIN")) as copy:
-                    for record in records:
-                        copy.write_row(self._row(record))
-            if moved:
-                curs.executemany(
+                curs.execute(
                     self._sql(
-                        "INSERT INTO {h} VALUES (%s, %s, %s) ON CONFLICT (org_id) "
+                        f"INSERT INTO {{s}} ({_SUBJECT_COLUMNS}) SELECT * FROM unnest("  # noqa: S608
+                        "%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[], "
+                        "%s::text[], %s::text[], %s::text[]) ON CONFLICT (aggregate_id) DO NOTHING"
+                    ),
+                    [list(c) for c in columns],
+                )
+            if rows:  # COPY of text and numbers: one round trip, written in C by psycopg
+                with curs.copy(self._sql(f"COPY {{r}} ({_RECORD_COLUMNS}) FROM STDIN")) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            if moved:
+                curs.execute(
+                    self._sql(
+                        "INSERT INTO {h} (org_id, seq, hash) SELECT * FROM "
+                        "unnest(%s::uuid[], %s::bigint[], %s::text[]) ON CONFLICT (org_id) "
                         "DO UPDATE SET seq = excluded.seq, hash = excluded.hash"
                     ),
-                    [(org, seq, digest) for org, (seq, digest) in moved.items()],
+                    [
+                        [str(org) for org in moved],
+                        [seq for seq, _ in moved.values()],
+                        [digest for _, digest in moved.values()],
+                    ],
                 )
 
     def query(self, query: AuditQuery) -> list[AuditRecord]:

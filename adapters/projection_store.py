@@ -12,9 +12,48 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
+
+#: The tracking row moves to the batch's last position only if it is before the batch's first:
+#: a batch of which any event was applied before (by another process, or before a crash that
+#: lost its reply) claims nothing, whatever its length. eventsourcing's own statement only
+#: compares the last position, so a longer batch overlapping a shorter one would pass.
+_CLAIM = (
+    "INSERT INTO {tracking} (application_name, notification_id) VALUES (%s, %s) "
+    "ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id "
+    "WHERE {tracking}.notification_id < %s RETURNING notification_id"
+)
+
+
+def claim_sqlite(cursor: Any, tracking: Tracking, *, first: int) -> None:
+    """Record `tracking` in the caller's transaction (SQLite views' table is `tracking`);
+    IntegrityError when an event from `first` on was applied before."""
+    cursor.execute(
+        _CLAIM.format(tracking="tracking").replace("%s", "?"),
+        (tracking.application_name, tracking.notification_id, first),
+    )
+    if cursor.fetchone() is None:
+        raise IntegrityError(f"events {first}-{tracking.notification_id} were applied before")
+
+
+def claim_postgres(cursor: Any, table: Composable, tracking: Tracking, *, first: int) -> None:
+    """Record `tracking` in the caller's transaction; IntegrityError when an event from
+    `first` on was applied before.
+
+    The transaction's commit does not wait for its WAL to reach the disk: a server crash can
+    lose only whole batches together with their position, and those are applied again.
+    """
+    cursor.execute("SET LOCAL synchronous_commit TO OFF", prepare=True)
+    cursor.execute(
+        SQL(_CLAIM).format(tracking=table),
+        (tracking.application_name, tracking.notification_id, first),
+        prepare=True,
+    )
+    if cursor.fetchone() is None:
+        raise IntegrityError(f"events {first}-{tracking.notification_id} were applied before")
 
 
 class SqliteViewPlumbing(SQLiteTrackingRecorder):
@@ -58,9 +97,53 @@ class SqliteViewPlumbing(SQLiteTrackingRecorder):
         text = f"INSERT INTO {{{key}}} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
         self.execute_many(cursor, text, rows)
 
-    def track_in(self, cursor: Any, tracking: Any) -> None:
-        """Record the tracking position inside the caller's transaction."""
-        self._insert_tracking(cursor, tracking)
+    def track_in(self, cursor: Any, tracking: Tracking, *, first: int) -> None:
+        """Record the tracking position inside the caller's transaction (see `claim_sqlite`)."""
+        claim_sqlite(cursor, tracking, first=first)
+
+    def upsert_rows(
+        self,
+        cursor: Any,
+        key: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        conflict: str,
+        update: Sequence[str] = (),
+    ) -> None:
+        """Insert or update rows of `{key}` (`columns` are (name, PostgreSQL type) pairs)."""
+        names = ", ".join(name for name, _ in columns)
+        marks = ", ".join(["%s"] * len(columns))
+        self.execute_many(
+            cursor,
+            f"INSERT INTO {{{key}}} ({names}) VALUES ({marks}) {_on_conflict(conflict, update)}",  # noqa: S608
+            rows,
+        )
+
+    def select_keys(
+        self,
+        cursor: Any,
+        key: str,
+        key_columns: Sequence[tuple[str, str]],
+        value_columns: str,
+        keys: Sequence[Sequence[Any]],
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `{key}` whose key columns equal one of `keys`: key columns, then
+        `value_columns`. In chunks that stay below SQLite's limit on bound variables."""
+        names = ", ".join(name for name, _ in key_columns)
+        found: list[tuple[Any, ...]] = []
+        chunk_size = max(1, 4000 // len(key_columns))
+        for start in range(0, len(keys), chunk_size):
+            chunk = keys[start : start + chunk_size]
+            one = "(" + ", ".join(["%s"] * len(key_columns)) + ")"
+            self.execute(
+                cursor,
+                f"SELECT {names}, {value_columns} FROM {{{key}}} "  # noqa: S608
+                f"WHERE ({names}) IN (VALUES {', '.join([one] * len(chunk))})",
+                [v for k in chunk for v in k],
+            )
+            found.extend(self.rows(cursor))
+        return found
 
     def create_view_tables(self, statements: Sequence[str]) -> list[str]:
         return [self.q(s) for s in statements]
@@ -106,7 +189,9 @@ class PostgresViewPlumbing(PostgresTrackingRecorder):
     def insert_rows(
         self, cursor: Any, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
-        """Append rows to the table `{key}` with COPY: one round trip for a whole batch."""
+        """Append rows to the table `{key}` with COPY: one round trip for a whole batch. Pass
+        str and int values: psycopg writes those in C, other types (UUID, datetime) through
+        Python dumpers at several times the cost; the server parses the text either way."""
         if not rows:
             return
         text = f"COPY {{{key}}} ({', '.join(columns)}) FROM STDIN"
@@ -114,12 +199,63 @@ class PostgresViewPlumbing(PostgresTrackingRecorder):
             for row in rows:
                 copy.write_row(row)
 
-    def track_in(self, cursor: Any, tracking: Any) -> None:
-        """Record the tracking position inside the caller's transaction."""
-        self._insert_tracking(cursor, tracking)
+    def track_in(self, cursor: Any, tracking: Tracking, *, first: int) -> None:
+        """Record the tracking position inside the caller's transaction (see `claim_postgres`)."""
+        claim_postgres(cursor, self.q("{tracking}"), tracking, first=first)
+
+    def upsert_rows(
+        self,
+        cursor: Any,
+        key: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        conflict: str,
+        update: Sequence[str] = (),
+    ) -> None:
+        """Insert or update rows of `{key}` in one statement: the batch goes as one array per
+        column through `unnest`, so a batch costs one round trip, not one per row."""
+        if not rows:
+            return
+        names = ", ".join(name for name, _ in columns)
+        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+        text = (
+            f"INSERT INTO {{{key}}} ({names}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+            + _on_conflict(conflict, update)
+        )
+        cursor.execute(self.q(text), [list(column) for column in zip(*rows, strict=True)])
+
+    def select_keys(
+        self,
+        cursor: Any,
+        key: str,
+        key_columns: Sequence[tuple[str, str]],
+        value_columns: str,
+        keys: Sequence[Sequence[Any]],
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `{key}` whose key columns equal one of `keys`: key columns, then
+        `value_columns`. One query: the keys go as one array per column."""
+        if not keys:
+            return []
+        names = ", ".join(name for name, _ in key_columns)
+        arrays = ", ".join(f"%s::{kind}[]" for _, kind in key_columns)
+        self.execute(
+            cursor,
+            f"SELECT {names}, {value_columns} FROM {{{key}}} "  # noqa: S608
+            f"JOIN unnest({arrays}) AS wanted ({names}) USING ({names})",
+            [list(column) for column in zip(*keys, strict=True)],
+        )
+        return self.rows(cursor)
 
     def create_view_tables(self, statements: Sequence[str]) -> list[Any]:
         return [self.q(s) for s in statements]
 
     def close(self) -> None:
         self.datastore.close()
+
+
+def _on_conflict(conflict: str, update: Sequence[str]) -> str:
+    if not update:
+        return f"ON CONFLICT ({conflict}) DO NOTHING"
+    sets = ", ".join(f"{column} = excluded.{column}" for column in update)
+    return f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}"

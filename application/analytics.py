@@ -125,10 +125,11 @@ class AnalyticsView(TrackingRecorder):
         """The known enrolments and logins among `ids`."""
 
     @abstractmethod
-    def apply(self, batch: Batch, tracking: Tracking) -> None:
+    def apply(self, batch: Batch, tracking: Tracking, *, first: int) -> None:
         """In one transaction: record the tracking position (IntegrityError, and nothing
-        written, when it was recorded before), upsert the subjects, apply each delta in order
-        and append one change per delta with the row's new value."""
+        written, when any event from notification id `first` to `tracking` was applied
+        before), upsert the subjects, apply each delta in order and append one change per
+        delta with the row's new value."""
 
     @abstractmethod
     def daily(
@@ -263,7 +264,7 @@ class AnalyticsProjection:
                 known[subject.aggregate_id] = subject
                 batch.subjects[subject.aggregate_id] = subject
             batch.deltas.extend((tracking.notification_id, d) for d in deltas)
-        self.view.apply(batch, events[-1][1])
+        self.view.apply(batch, events[-1][1], first=events[0][1].notification_id)
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         self.process_batch([(domain_event, tracking)])

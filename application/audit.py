@@ -8,6 +8,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from uuid import UUID
 
@@ -67,7 +68,33 @@ class AuditEntry:
     details: dict[str, Any] = field(default_factory=dict)
 
     def canonical(self, seq: int, prev_hash: str) -> bytes:
-        """The bytes the chain hashes: every field, sorted keys, no whitespace, UTC times."""
+        """The bytes the chain hashes: every field, sorted keys, no whitespace, UTC times.
+
+        Exactly `json.dumps(fields, sort_keys=True, separators=(",", ":"))` of the fields
+        (ASCII, `\\uXXXX` escapes), written out by hand: it is a third of a rebuild's cost
+        otherwise. The keys below are in sorted order; `canonical_json` is the reference.
+        """
+        if type(self.position) is not int or type(seq) is not int:
+            return self.canonical_json(seq, prev_hash)
+        try:
+            details = self.details
+            return (
+                f'{{"action":{_text(self.action)},"actor_id":{_optional(self.actor_id)},'
+                f'"actor_type":{_text(self.actor_type)},"at":"{iso(self.at)}",'
+                f'"details":{"{}" if type(details) is dict and not details else _compact(details)},'
+                f'"event_id":{_text(self.event_id)},"ip":{_optional(self.ip)},'
+                f'"method":{_optional(self.method)},"org_id":{_text(str(self.org_id))},'
+                f'"outcome":{_text(self.outcome)},"position":{self.position},'
+                f'"prev_hash":{_text(prev_hash)},"seq":{seq},'
+                f'"subject_id":{_text(str(self.subject_id))},'
+                f'"user_agent":{_optional(self.user_agent)},'
+                f'"user_id":{_optional(self.user_id)}}}'
+            ).encode("ascii")
+        except TypeError:  # a field of an unexpected type: the reference encoder decides
+            return self.canonical_json(seq, prev_hash)
+
+    def canonical_json(self, seq: int, prev_hash: str) -> bytes:
+        """The reference form of `canonical`, through the json module."""
         fields = {
             "org_id": str(self.org_id),
             "seq": seq,
@@ -87,6 +114,17 @@ class AuditEntry:
             "prev_hash": prev_hash,
         }
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+_text = encode_basestring_ascii  # a str as a JSON string, as json.dumps writes it
+
+
+def _optional(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +193,17 @@ class AuditTrailView(TrackingRecorder):
 
     @abstractmethod
     def append(
-        self, entries: Sequence[AuditEntry], subjects: Sequence[Subject], tracking: Tracking
+        self,
+        entries: Sequence[AuditEntry],
+        subjects: Sequence[Subject],
+        tracking: Tracking,
+        *,
+        first: int,
     ) -> None:
         """Record the tracking position, the new subjects and the entries, chained per
-        organisation, in one transaction. Raises IntegrityError (and writes nothing) when the
-        position was already recorded: an event is applied exactly once."""
+        organisation, in one transaction. The batch holds the events from notification id
+        `first` to `tracking`; when any of them was applied before, raises IntegrityError and
+        writes nothing: an event is applied exactly once."""
 
     @abstractmethod
     def query(self, query: AuditQuery) -> list[AuditRecord]:
@@ -243,136 +287,185 @@ _FOLLOWING: dict[type[Any], tuple[str, str, str]] = {
 }
 
 
-def _details(domain_event: Any) -> dict[str, Any]:
-    """Only fields that are safe for ever: never a secret, code, moving factor or token id."""
-    if isinstance(domain_event, Enrolment.Locked):
-        return {"failures": domain_event.failures}
-    if isinstance(domain_event, AuthenticationSession.FactorVerified):
-        return {"enrolment_id": str(domain_event.enrolment_id)}
-    if isinstance(domain_event, AuthenticationSession.Satisfied):
-        return {"aal": domain_event.aal, "amr": list(domain_event.amr)}
-    if isinstance(domain_event, AuthenticationSession.Denied):
-        return {"reason": domain_event.reason}
-    if isinstance(domain_event, Account.EnrolmentAdded | Account.EnrolmentRemoved):
-        return {"enrolment_id": str(domain_event.enrolment_id)}
-    if isinstance(domain_event, Policy.Changed):
-        return {"settings": sorted(domain_event.changes)}  # names only: values may be sensitive
+def _no_details(domain_event: Any) -> dict[str, Any]:
     return {}
+
+
+def _enrolment_details(domain_event: Any) -> dict[str, Any]:
+    return {"enrolment_id": str(domain_event.enrolment_id)}
+
+
+#: Only fields that are safe for ever: never a secret, code, moving factor or token id. The
+#: first class an event is an instance of decides.
+_DETAILS: tuple[tuple[type[Any] | tuple[type[Any], ...], Callable[[Any], dict[str, Any]]], ...] = (
+    (Enrolment.Locked, lambda e: {"failures": e.failures}),
+    (AuthenticationSession.FactorVerified, _enrolment_details),
+    (AuthenticationSession.Satisfied, lambda e: {"aal": e.aal, "amr": list(e.amr)}),
+    (AuthenticationSession.Denied, lambda e: {"reason": e.reason}),
+    ((Account.EnrolmentAdded, Account.EnrolmentRemoved), _enrolment_details),
+    # names only: values may be sensitive
+    (Policy.Changed, lambda e: {"settings": sorted(e.changes)}),
+)
+
+
+Created = tuple[Subject, str, dict[str, Any]]
+
+
+def _enrolment_started(e: Any, aggregate_id: UUID) -> Created:
+    subject = Subject(aggregate_id, e.org_id, "enrolment", user_id=e.user_id, method=e.method)
+    details = {
+        "label": e.label,
+        "algorithm": e.algorithm,
+        "digits": e.digits,
+        "period": e.period,
+    }  # secret_ref never leaves the event store
+    return subject, "enrolment.started", details
+
+
+def _authentication_started(e: Any, aggregate_id: UUID) -> Created:
+    context = e.context
+    subject = Subject(
+        aggregate_id,
+        e.org_id,
+        "authentication",
+        user_id=e.user_id,
+        ip=context.get("ip"),
+        user_agent=context.get("user_agent"),
+    )
+    details = {
+        "operation": e.operation,
+        "required_aal": e.required_aal,
+        "methods": list(e.methods),
+        "risk_level": e.risk.get("level"),
+        "risk_score": e.risk.get("score"),
+    }
+    return subject, "authentication.started", details
+
+
+def _account_opened(e: Any, aggregate_id: UUID) -> Created:
+    return Subject(aggregate_id, e.org_id, "account", e.user_id), "account.opened", {}
+
+
+def _policy_created(e: Any, aggregate_id: UUID) -> Created:
+    return Subject(aggregate_id, e.org_id, "policy"), "policy.created", {}
+
+
+def _organisation_created(e: Any, aggregate_id: UUID) -> Created:
+    subject = Subject(aggregate_id, aggregate_id, "organisation")
+    return subject, "organisation.created", {"name": e.name}
+
+
+def _webhook_created(e: Any, aggregate_id: UUID) -> Created:
+    subject = Subject(aggregate_id, e.org_id, "webhook")
+    details = {"url": e.url, "events": list(e.events)}
+    return subject, "webhook.created", details  # never the secret_ref
+
+
+def _administrator_appointed(e: Any, aggregate_id: UUID) -> Created:
+    subject = Subject(aggregate_id, e.org_id, "administrator", e.user_id)
+    return subject, "administrator.appointed", {}  # the link's hash stays in the store
+
+
+def _api_key_issued(e: Any, aggregate_id: UUID) -> Created:
+    subject = Subject(aggregate_id, e.org_id, "api_key", role=e.role)
+    return subject, "api_key.issued", {"role": e.role, "label": e.label}
+
+
+#: Events that create a subject; the first class an event is an instance of decides.
+_CREATORS: tuple[tuple[type[Any], Callable[[Any, UUID], Created]], ...] = (
+    (Enrolment.Started, _enrolment_started),
+    (AuthenticationSession.Started, _authentication_started),
+    (Account.Opened, _account_opened),
+    (Policy.Created, _policy_created),
+    (Organisation.Created, _organisation_created),
+    (WebhookSubscription.Created, _webhook_created),
+    (Administrator.Appointed, _administrator_appointed),
+    (ApiKey.Issued, _api_key_issued),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """How events of one class are described (worked out once per class)."""
+
+    create: Callable[[Any, UUID], Created] | None
+    details: Callable[[Any], dict[str, Any]]
+    following: tuple[str, str, str] | None  # action, outcome, default actor; None: by kind
+    suffix: str  # the action's suffix when `following` is None
+
+
+_RULES: dict[type[Any], _Rule] = {}
+
+
+def _rule(cls: type[Any]) -> _Rule:
+    rule = _RULES.get(cls)
+    if rule is None:
+        create = next((f for c, f in _CREATORS if issubclass(cls, c)), None)
+        details = next((f for c, f in _DETAILS if issubclass(cls, c)), _no_details)
+        rule = _RULES[cls] = _Rule(create, details, _FOLLOWING.get(cls), cls.__name__.lower())
+    return rule
 
 
 def describe(
     domain_event: CanMutateAggregate[UUID], position: int, lookup: Lookup
 ) -> Described | None:
     """The audit entry of one event (None when its organisation is unknown)."""
+    rule = _rule(type(domain_event))
     aggregate_id = domain_event.originator_id
-    base: dict[str, Any] = {
-        "position": position,
-        "event_id": f"{aggregate_id}/{domain_event.originator_version}",
-        "at": domain_event.timestamp,
-        "subject_id": aggregate_id,
-    }
-    created = _created(domain_event, aggregate_id)
-    if created is not None:
-        subject, action, details = created
+    event_id = f"{aggregate_id}/{domain_event.originator_version}"
+    by = getattr(domain_event, "by", None)
+    if rule.create is not None:
+        subject, action, details = rule.create(domain_event, aggregate_id)
+        kind = subject.kind
         actor_type, actor_id = _actor(
-            getattr(domain_event, "by", None),  # only webhooks' creating events name an author
+            by,  # only webhooks' creating events name an author
             lookup,
-            "user" if subject.kind in ("enrolment", "authentication") else "system",
+            "user" if kind in ("enrolment", "authentication") else "system",
         )
         entry = AuditEntry(
-            org_id=subject.org_id,
-            user_id=subject.user_id,
-            actor_type=actor_type,
-            actor_id=actor_id,
-            action=action,
-            outcome="info" if subject.kind == "authentication" else "success",
-            method=subject.method,
-            ip=subject.ip,
-            user_agent=subject.user_agent,
-            details=details,
-            **base,
+            subject.org_id,
+            position,
+            event_id,
+            domain_event.timestamp,
+            aggregate_id,
+            subject.user_id,
+            actor_type,
+            actor_id,
+            action,
+            "info" if kind == "authentication" else "success",
+            subject.method,
+            subject.ip,
+            subject.user_agent,
+            details,
         )
         return Described(entry, subject)
-    known = lookup(aggregate_id)
-    if known is None:
+    subject_or_none = lookup(aggregate_id)
+    if subject_or_none is None:
         return None
-    subject = known
-    action, outcome, default_actor = _FOLLOWING.get(
-        type(domain_event),
-        (f"{subject.kind}.{type(domain_event).__name__.lower()}", "info", "system"),
-    )
-    actor_type, actor_id = _actor(getattr(domain_event, "by", None), lookup, default_actor)
+    subject = subject_or_none
+    if rule.following is not None:
+        action, outcome, default_actor = rule.following
+    else:
+        action, outcome, default_actor = f"{subject.kind}.{rule.suffix}", "info", "system"
+    actor_type, actor_id = _actor(by, lookup, default_actor)
     method = getattr(domain_event, "method", None) or subject.method
-    return Described(
-        AuditEntry(
-            org_id=subject.org_id,
-            user_id=subject.user_id,
-            actor_type=actor_type,
-            actor_id=actor_id,
-            action=action,
-            outcome=outcome,
-            method=method,
-            ip=subject.ip,
-            user_agent=subject.user_agent,
-            details=_details(domain_event),
-            **base,
-        )
+    entry = AuditEntry(
+        subject.org_id,
+        position,
+        event_id,
+        domain_event.timestamp,
+        aggregate_id,
+        subject.user_id,
+        actor_type,
+        actor_id,
+        action,
+        outcome,
+        method,
+        subject.ip,
+        subject.user_agent,
+        rule.details(domain_event),
     )
-
-
-def _created(domain_event: Any, aggregate_id: UUID) -> tuple[Subject, str, dict[str, Any]] | None:
-    if isinstance(domain_event, Enrolment.Started):
-        subject = Subject(
-            aggregate_id,
-            domain_event.org_id,
-            "enrolment",
-            user_id=domain_event.user_id,
-            method=domain_event.method,
-        )
-        details = {
-            "label": domain_event.label,
-            "algorithm": domain_event.algorithm,
-            "digits": domain_event.digits,
-            "period": domain_event.period,
-        }  # secret_ref never leaves the event store
-        return subject, "enrolment.started", details
-    if isinstance(domain_event, AuthenticationSession.Started):
-        context = domain_event.context
-        subject = Subject(
-            aggregate_id,
-            domain_event.org_id,
-            "authentication",
-            user_id=domain_event.user_id,
-            ip=context.get("ip"),
-            user_agent=context.get("user_agent"),
-        )
-        details = {
-            "operation": domain_event.operation,
-            "required_aal": domain_event.required_aal,
-            "methods": list(domain_event.methods),
-            "risk_level": domain_event.risk.get("level"),
-            "risk_score": domain_event.risk.get("score"),
-        }
-        return subject, "authentication.started", details
-    if isinstance(domain_event, Account.Opened):
-        subject = Subject(aggregate_id, domain_event.org_id, "account", domain_event.user_id)
-        return subject, "account.opened", {}
-    if isinstance(domain_event, Policy.Created):
-        return Subject(aggregate_id, domain_event.org_id, "policy"), "policy.created", {}
-    if isinstance(domain_event, Organisation.Created):
-        subject = Subject(aggregate_id, aggregate_id, "organisation")
-        return subject, "organisation.created", {"name": domain_event.name}
-    if isinstance(domain_event, WebhookSubscription.Created):
-        subject = Subject(aggregate_id, domain_event.org_id, "webhook")
-        details = {"url": domain_event.url, "events": list(domain_event.events)}
-        return subject, "webhook.created", details  # never the secret_ref
-    if isinstance(domain_event, Administrator.Appointed):
-        subject = Subject(aggregate_id, domain_event.org_id, "administrator", domain_event.user_id)
-        return subject, "administrator.appointed", {}  # the link's hash stays in the store
-    if isinstance(domain_event, ApiKey.Issued):
-        subject = Subject(aggregate_id, domain_event.org_id, "api_key", role=domain_event.role)
-        return subject, "api_key.issued", {"role": domain_event.role, "label": domain_event.label}
-    return None
+    return Described(entry)
 
 
 # --- the projection ----------------------------------------------------------------------
@@ -386,25 +479,38 @@ class AuditTrailProjection:
     """
 
     name = "audit"
+    #: Subjects remembered between batches (never change once created, so they cannot go
+    #: stale); beyond this many the memory is dropped and refilled from the view.
+    max_remembered = 50_000
 
     def __init__(self, view: AuditTrailView) -> None:
         self.view = view
+        self._remembered: dict[UUID, Subject] = {}
 
     def process_batch(self, events: Sequence[tuple[Any, Tracking]]) -> None:
         if not events:
             return
-        known = self.view.subjects({e.originator_id for e, _ in events} | _key_ids(events))
+        remembered = self._remembered
+        if len(remembered) > self.max_remembered:
+            remembered.clear()
+        wanted = {e.originator_id for e, _ in events if _rule(type(e)).create is None} | _key_ids(
+            events
+        )
+        missing = {i for i in wanted if i not in remembered}
+        if missing:
+            remembered.update(self.view.subjects(missing))
         new_subjects: list[Subject] = []
         entries: list[AuditEntry] = []
+        lookup = remembered.get
         for domain_event, tracking in events:
-            described = describe(domain_event, tracking.notification_id, known.get)
+            described = describe(domain_event, tracking.notification_id, lookup)
             if described is None:
                 continue
             entries.append(described.entry)
             if described.new_subject is not None:
-                known[described.new_subject.aggregate_id] = described.new_subject
+                remembered[described.new_subject.aggregate_id] = described.new_subject
                 new_subjects.append(described.new_subject)
-        self.view.append(entries, new_subjects, events[-1][1])
+        self.view.append(entries, new_subjects, events[-1][1], first=events[0][1].notification_id)
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         self.process_batch([(domain_event, tracking)])

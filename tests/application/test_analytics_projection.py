@@ -26,7 +26,7 @@ from application.analytics import (
 from application.authentications import Caller
 from application.errors import TesseraError
 from application.ports import RequestContext
-from application.projections import ProjectionFollower
+from application.projections import MapperEventReader, ProjectionFollower
 from entrypoints.container import Container
 from tests.application.test_audit_projection import Story, memory  # noqa: F401  (fixture)
 from tests.helpers import totp
@@ -193,3 +193,25 @@ def test_a_batch_is_applied_once_even_when_offered_twice(memory: Container) -> N
     with pytest.raises(IntegrityError):
         projection.process_batch(batch)
     assert view.dump() == before
+
+
+def test_a_longer_batch_overlapping_an_applied_one_is_refused_whole(memory: Container) -> None:  # noqa: F811
+    memory.reset_singletons()
+    story = AnalyticsStory(memory)
+    story.enrol("alice")
+    story.confirm("alice")
+    story.clock.advance(30)
+    story.login("alice", True)
+    app = memory.identity_app()
+    events = MapperEventReader(app).read(start=1, limit=100)
+    view = _view()
+    projection = AnalyticsProjection(view)
+    projection.process_batch(events[:5])
+    before = view.dump()
+    with pytest.raises(IntegrityError):
+        projection.process_batch(events[:9])
+    assert view.dump() == before
+    projection.process_batch(events[5:])
+    reference = _view()
+    ProjectionFollower(app, AnalyticsProjection(reference)).catch_up()
+    assert view.dump() == reference.dump()

@@ -8,13 +8,16 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters import audit_store
 from adapters.persistence import Database
+from adapters.projection_store import claim_sqlite
 from application.audit import (
     AuditQuery,
     AuditTrailProjection,
@@ -25,7 +28,7 @@ from application.authentications import Caller
 from application.errors import TesseraError
 from application.organisations import Principal
 from application.ports import RequestContext
-from application.projections import ProjectionFollower
+from application.projections import MapperEventReader, ProjectionFollower
 from domain.account import Account
 from entrypoints.config import Settings
 from entrypoints.container import Container, build_container
@@ -185,23 +188,19 @@ class CrashingView:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.view, name)
 
-    def append(self, entries: Any, subjects: Any, tracking: Tracking) -> None:
+    def append(self, entries: Any, subjects: Any, tracking: Tracking, *, first: int) -> None:
         self.batches += 1
         if self.batches != self.crash_at_batch:
-            self.view.append(entries, subjects, tracking)
+            self.view.append(entries, subjects, tracking, first=first)
             return
-        original = self.view._insert_tracking  # type: ignore[attr-defined]
 
-        def insert_then_crash(cursor: Any, t: Tracking) -> None:
-            original(cursor, t)
+        def claim_then_crash(cursor: Any, t: Tracking, *, first: int) -> None:
+            claim_sqlite(cursor, t, first=first)
             raise RuntimeError("crash mid-batch")
 
         # the crash happens inside the transaction, after the tracking row is written
-        self.view._insert_tracking = insert_then_crash  # type: ignore[attr-defined]
-        try:
-            self.view.append(entries, subjects, tracking)
-        finally:
-            del self.view._insert_tracking  # type: ignore[attr-defined]
+        with mock.patch.object(audit_store, "claim_sqlite", claim_then_crash):
+            self.view.append(entries, subjects, tracking, first=first)
 
 
 def test_a_projection_that_crashes_mid_batch_resumes_without_double_counting(
@@ -289,3 +288,25 @@ def test_every_event_type_becomes_a_record_without_secret_or_code(memory: Contai
     assert unlocked.entry.actor_type == "administrator"
     assert unlocked.entry.actor_id == str(story.admin.key_id)
     assert Account.create_id(story.org.org_id, "alice") in {r.entry.subject_id for r in records}
+
+
+def test_a_longer_batch_overlapping_an_applied_one_is_refused_whole(memory: Container) -> None:
+    _fresh(memory)
+    memory.create_organisation()(name="Acme")
+    memory.create_organisation()(name="Globex")
+    app = memory.identity_app()
+    events = MapperEventReader(app).read(start=1, limit=100)
+    view = _view()
+    projection = AuditTrailProjection(view)
+    projection.process_batch(events[:3])
+    with pytest.raises(IntegrityError):
+        projection.process_batch(events[:6])  # events 1-3 again, with 4-6
+    assert len(_rows(view)) == 3
+    projection.process_batch(events[3:])
+    assert _rows(view) == _rows(_rebuilt(app))
+
+
+def _rebuilt(app: Any) -> AuditTrailView:
+    view = _view()
+    ProjectionFollower(app, AuditTrailProjection(view)).catch_up()
+    return view
