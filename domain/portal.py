@@ -71,6 +71,13 @@ class PortalSession(Aggregate):
         authentication_id: UUID
         at: datetime
 
+    class SetupStarted(Aggregate.Event):
+        """The user began adding an authenticator here; only such a setup can finish here."""
+
+        enrolment_id: UUID
+        method: str
+        at: datetime
+
     class Ended(Aggregate.Event):
         reason: str  # "signed_out" | "replaced" | "idle" | "expired"
         at: datetime
@@ -104,6 +111,7 @@ class PortalSession(Aggregate):
         self.verified_at: datetime | None = None
         self.verified_method: str | None = None
         self.end_reason: str | None = None
+        self.setups: list[UUID] = []
 
     @classmethod
     def issue(
@@ -120,7 +128,7 @@ class PortalSession(Aggregate):
             raise PortalError(f"a user id has 1 to {MAX_USER_ID} printable characters")
         if return_url is not None and not _is_web_url(return_url):
             raise PortalError(
-                f"return_url must be an absolute http(s) URL of at most {MAX_RETURN_URL} characters"
+                f"a return_url is an absolute http(s) URL of at most {MAX_RETURN_URL} characters"
             )
         return cls(  # type: ignore[call-arg]  # eventsourcing accepts id= for annotated ids
             id=cls.create_id(link_hash),
@@ -182,6 +190,11 @@ class PortalSession(Aggregate):
             method=method, enrolment_id=enrolment_id, authentication_id=authentication_id, at=at
         )
 
+    def record_setup(self, *, enrolment_id: UUID, method: str, at: datetime) -> None:
+        if self.status != "active":
+            raise PortalSessionClosedError(self.end_reason or "unknown")
+        self._start_setup(enrolment_id=enrolment_id, method=method, at=at)
+
     def end(self, reason: str, *, at: datetime) -> None:
         if self.status == "ended":
             return
@@ -206,6 +219,11 @@ class PortalSession(Aggregate):
     ) -> None:
         self.verified_at = self.last_seen = at
         self.verified_method = method
+
+    @event(SetupStarted)
+    def _start_setup(self, enrolment_id: UUID, method: str, at: datetime) -> None:
+        self.setups = [*self.setups, enrolment_id]
+        self.last_seen = at
 
     @event(Ended)
     def _end(self, reason: str, at: datetime) -> None:
