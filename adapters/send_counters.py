@@ -57,13 +57,15 @@ class SqlSendCounters:
     Each key is one `INSERT ... ON CONFLICT DO UPDATE SET count = count + 1 RETURNING count`,
     all keys of a hit in one transaction taken in sorted order (no deadlock between two hits),
     so concurrent processes never lose a count. Rows of windows that ended more than a minute
-    ago are deleted at most once a minute per process."""
+    ago are deleted at most once a minute per process. With `memory://` (one process, nothing
+    kept) the counts live in this process, like every other store on that URL."""
 
     def __init__(
         self, database: Database, *, create_table: bool = True, pool_size: int = 4
     ) -> None:
-        if database.kind not in ("sqlite", "postgres"):
-            raise ValueError("SqlSendCounters needs SQLite or PostgreSQL; use InMemorySendCounters")
+        if database.kind not in ("sqlite", "postgres", "memory"):
+            raise ValueError(f"no send counters for a {database.kind!r} database")
+        self._memory = InMemorySendCounters() if database.kind == "memory" else None
         self._db = database
         self._lock = threading.Lock()
         self._last_prune: int | None = None
@@ -85,7 +87,7 @@ class SqlSendCounters:
         else:
             self._table = TABLE
             self._mark = "?"
-        if create_table:
+        if create_table and self._memory is None:
             self._create_table()
 
     def _create_table(self) -> None:
@@ -135,6 +137,8 @@ class SqlSendCounters:
             yield cursor
 
     def hit(self, keys: list[str], *, window_seconds: int, at: datetime) -> dict[str, int]:
+        if self._memory is not None:
+            return self._memory.hit(keys, window_seconds=window_seconds, at=at)
         start = window_start(at, window_seconds)
         now = int(at.timestamp())
         m = self._mark
@@ -168,6 +172,8 @@ class SqlSendCounters:
 
     def count_rows(self) -> int:
         """How many windows are stored (for tests and the admin's curiosity)."""
+        if self._memory is not None:
+            return self._memory.count_rows()
         with self._transaction() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM {self._table}")  # noqa: S608
             row = cursor.fetchone()

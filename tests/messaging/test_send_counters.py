@@ -126,6 +126,9 @@ def test_windows_align_to_the_epoch() -> None:
         window_start(AT, 0)
 
 
-def test_sql_counters_refuse_the_memory_database() -> None:
-    with pytest.raises(ValueError, match="InMemorySendCounters"):
-        SqlSendCounters(Database.from_url("memory://"))
+def test_on_the_memory_database_the_counts_live_in_the_process() -> None:
+    counters = SqlSendCounters(Database.from_url("memory://"))
+    counters.hit(["k"], window_seconds=60, at=AT)
+    assert counters.hit(["k"], window_seconds=60, at=AT) == {"k": 2}
+    assert counters.count_rows() == 1
+    counters.close()
