@@ -84,11 +84,6 @@ _EC_CURVES: dict[int, tuple[ec.EllipticCurve, int, int]] = {  # crv -> curve, al
     2: (ec.SECP384R1(), ES384, 48),
     3: (ec.SECP521R1(), ES512, 66),
 }
-_ECDSA_HASHES: dict[int, type[hashes.HashAlgorithm]] = {
-    ES256: hashes.SHA256,
-    ES384: hashes.SHA384,
-    ES512: hashes.SHA512,
-}
 # Hash of the TPM's extraData by the statement's alg (WebAuthn §8.3, TPM "extraData").
 _STATEMENT_HASHES: dict[int, Callable[[bytes], Any]] = {
     -65535: hashlib.sha1,  # RS1: old TPMs still sign with it
@@ -678,19 +673,23 @@ class PyWebAuthnCeremonies:
                 UserVerificationRequirement, user_verification, "userVerification"
             ),
         )
-        options = generate_registration_options(
-            rp_id=rp.rp_id,
-            rp_name=rp.name,
-            user_name=user_name,
-            user_id=user_handle,
-            user_display_name=display_name,
-            challenge=challenge,
-            timeout=timeout_ms,
-            attestation=_enum(AttestationConveyancePreference, attestation, "attestation"),
-            authenticator_selection=selection,
-            exclude_credentials=[PublicKeyCredentialDescriptor(id=c) for c in exclude],
-        )
-        result: dict[str, Any] = json.loads(options_to_json(options))
+        conveyance = _enum(AttestationConveyancePreference, attestation, "attestation")
+        try:
+            options = generate_registration_options(
+                rp_id=rp.rp_id,
+                rp_name=rp.name,
+                user_name=user_name,
+                user_id=user_handle,
+                user_display_name=display_name,
+                challenge=challenge,
+                timeout=timeout_ms,
+                attestation=conveyance,
+                authenticator_selection=selection,
+                exclude_credentials=[PublicKeyCredentialDescriptor(id=c) for c in exclude],
+            )
+            result: dict[str, Any] = json.loads(options_to_json(options))
+        except _MALFORMED as error:
+            raise WebAuthnError(f"the creation options are invalid ({_reason(error)})") from None
         # py_webauthn's algorithm enum has no ES384, so the list is written here.
         result["pubKeyCredParams"] = [
             {"type": "public-key", "alg": alg} for alg in OFFERED_ALGORITHMS
@@ -717,16 +716,18 @@ class PyWebAuthnCeremonies:
             )
             for credential_id, transports in allow
         ]
-        options = generate_authentication_options(
-            rp_id=rp.rp_id,
-            challenge=challenge,
-            timeout=timeout_ms,
-            allow_credentials=descriptors,
-            user_verification=_enum(
-                UserVerificationRequirement, user_verification, "userVerification"
-            ),
-        )
-        result: dict[str, Any] = json.loads(options_to_json(options))
+        requirement = _enum(UserVerificationRequirement, user_verification, "userVerification")
+        try:
+            options = generate_authentication_options(
+                rp_id=rp.rp_id,
+                challenge=challenge,
+                timeout=timeout_ms,
+                allow_credentials=descriptors,
+                user_verification=requirement,
+            )
+            result: dict[str, Any] = json.loads(options_to_json(options))
+        except _MALFORMED as error:
+            raise WebAuthnError(f"the request options are invalid ({_reason(error)})") from None
         return result
 
     # ceremonies
