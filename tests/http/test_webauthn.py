@@ -309,3 +309,26 @@ def test_tessera_fields_stay_strict(client, headers) -> None:
         headers=headers,
     )
     assert response.status_code in (400, 422)
+
+
+def test_a_cross_origin_ceremony_needs_the_top_origin_in_the_policy(
+    client, headers, admin_headers, key
+) -> None:
+    enrol_key(client, headers, key)
+    embedded = {"crossOrigin": True, "topOrigin": "https://partner.example"}
+    login = start_login(client, headers)
+    options = login_options(client, headers, login["authentication_id"])
+    refused = verify(
+        client, headers, login["authentication_id"], key.get(options, client_extra=embedded)
+    )
+    assert refused.status_code == 422 and "partner.example" in refused.json()["detail"]
+    changed = client.patch(
+        "/v1/policy",
+        json={"webauthn_top_origins": ["https://partner.example"]},
+        headers=admin_headers,
+    )
+    assert changed.status_code == 200, changed.text
+    accepted = verify(
+        client, headers, login["authentication_id"], key.get(options, client_extra=embedded)
+    )
+    assert accepted.status_code == 200, accepted.text
