@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from OpenSSL import crypto as openssl
-from pyasn1.codec.der.decoder import decode as der_decode  # type: ignore[import-untyped]
-from pyasn1.error import PyAsn1Error  # type: ignore[import-untyped]
+from pyasn1.codec.der.decoder import decode as der_decode
+from pyasn1.error import PyAsn1Error
 from webauthn import generate_authentication_options, generate_registration_options
 from webauthn.helpers import (
     aaguid_to_string,
