@@ -40,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
     container.audit_view()
     container.analytics_view()
     container.webhook_outbox()
+    container.send_counters()
     if args.demo:
         _print_demo(container, settings, port=args.port)
     os.environ["TESSERA_CREATE_TABLES"] = "false"
