@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -16,6 +17,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
+from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromPath, FromQuery, JSONBody, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.router import Router
@@ -285,6 +287,15 @@ async def principal_then_optional_body(
     return principal
 
 
+@dataclass
+class OptionalBodyOperation(Operation):
+    """An operation whose JSON body may be left out (Litestar marks every body required)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
+
+
 class PortalLinkController(Controller):
     path = "/v1"
     tags = ["portal"]
@@ -297,6 +308,7 @@ class PortalLinkController(Controller):
         sync_to_thread=True,
         responses=problems(*COMMON),
         summary="Open the self-service portal for a user: a one-time link valid for 5 minutes",
+        operation_class=OptionalBodyOperation,
     )
     def create(
         self,
@@ -338,7 +350,9 @@ class PortalController(Controller):
                 "This link is unknown, already used or expired: a link works once, for 5 "
                 "minutes. Open the portal again from your application.",
             )
-        response: Response[Any] = Redirect("/portal", status_code=303)
+        # Not a redirect: a SameSite=Strict cookie set on a navigation that another site
+        # started is not sent on its redirects either, but is on a navigation this page starts.
+        response: Response[Any] = _page("start")
         response.set_cookie(
             SESSION_COOKIE,
             session_token,
