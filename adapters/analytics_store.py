@@ -69,6 +69,27 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _keyed(batch: Batch) -> list[tuple[int, tuple[str, ...], CountDelta | UserDelta]]:
+    """Each delta with its event's position and its row's key: (org, metric, day, label) for
+    a daily count, (org, user) for a user."""
+    orgs: dict[UUID, str] = {}
+    days: dict[date, str] = {}
+    keyed: list[tuple[int, tuple[str, ...], CountDelta | UserDelta]] = []
+    for position, delta in batch.deltas:
+        org = orgs.get(delta.org_id)
+        if org is None:
+            org = orgs[delta.org_id] = str(delta.org_id)
+        if type(delta) is CountDelta:
+            day = days.get(delta.day)
+            if day is None:
+                day = days[delta.day] = delta.day.isoformat()
+            keyed.append((position, (org, delta.metric, day, delta.label), delta))
+        else:
+            assert isinstance(delta, UserDelta)
+            keyed.append((position, (org, delta.user_id), delta))
+    return keyed
+
+
 class _SqlAnalytics(AnalyticsView):
     """The analytics logic over the shared plumbing (`q`, `select`, `execute`, `cursor`)."""
 
@@ -86,6 +107,7 @@ class _SqlAnalytics(AnalyticsView):
     insert_rows: Any
     upsert_rows: Any
     select_keys: Any
+    empty: Any
 
     def subjects(self, ids: Collection[UUID]) -> dict[UUID, Tracked]:
         keys = [(str(i),) for i in ids]
@@ -114,44 +136,40 @@ class _SqlAnalytics(AnalyticsView):
             )
             self.execute(c, "SELECT COALESCE(MAX(seq), 0) AS last FROM {changes}")
             seq = int(self.rows(c)[0][0])
+            keyed = _keyed(batch)
             # the batch's current rows in two queries, not one per row (a rebuild hot spot)
-            counts = self._current_counts(c, batch)
-            users = self._current_users(c, batch)
-            orgs: dict[UUID, str] = {}
-            count_keys: dict[tuple[str, str, str, str], str] = {}
-            user_keys: dict[tuple[str, str], str] = {}
+            counts = self._current_counts(c, {k for _, k, _ in keyed if len(k) == 4})
+            users = self._current_users(c, {k for _, k, _ in keyed if len(k) == 2})
+            count_keys: dict[tuple[str, ...], str] = {}
+            user_keys: dict[tuple[str, ...], str] = {}
             changes = []
-            for position, delta in batch.deltas:
+            for position, key, delta in keyed:
                 seq += 1
-                org = orgs.get(delta.org_id)
-                if org is None:
-                    org = orgs[delta.org_id] = str(delta.org_id)
+                org = key[0]
                 if type(delta) is CountDelta:
-                    ckey = (org, delta.metric, delta.day.isoformat(), delta.label)
-                    value = counts[ckey] = counts[ckey] + delta.delta
-                    key = count_keys.get(ckey)
-                    if key is None:
-                        key = count_keys[ckey] = _json(
-                            {"day": ckey[2], "metric": delta.metric, "label": delta.label}
+                    value = counts[key] = counts[key] + delta.delta
+                    text = count_keys.get(key)
+                    if text is None:
+                        text = count_keys[key] = _json(
+                            {"day": key[2], "metric": delta.metric, "label": delta.label}
                         )
-                    changes.append((seq, position, org, "daily", key, f'{{"value":{value}}}'))
+                    changes.append((seq, position, org, "daily", text, f'{{"value":{value}}}'))
                     continue
                 assert isinstance(delta, UserDelta)
-                ukey = (org, delta.user_id)
-                active, resistant = users[ukey]
+                active, resistant = users[key]
                 active += delta.active
                 resistant += delta.phishing_resistant
-                users[ukey] = (active, resistant)
-                key = user_keys.get(ukey)
-                if key is None:
-                    key = user_keys[ukey] = _json({"user_id": delta.user_id})
+                users[key] = (active, resistant)
+                text = user_keys.get(key)
+                if text is None:
+                    text = user_keys[key] = _json({"user_id": delta.user_id})
                 changes.append(
                     (
                         seq,
                         position,
                         org,
                         "user",
-                        key,
+                        text,
                         f'{{"active":{active},"phishing_resistant":{resistant}}}',
                     )
                 )
@@ -173,25 +191,23 @@ class _SqlAnalytics(AnalyticsView):
             )
             self.insert_rows(c, "changes", CHANGE_COLUMNS, changes)
 
-    def _current_counts(self, c: Any, batch: Batch) -> dict[tuple[str, str, str, str], int]:
-        """The stored value of every daily count the batch touches (0 when new)."""
-        keys = sorted(
-            {
-                (str(d.org_id), d.metric, d.day.isoformat(), d.label)
-                for _, d in batch.deltas
-                if type(d) is CountDelta
-            }
-        )
-        found = dict.fromkeys(keys, 0)
-        for r in self.select_keys(c, "counts", COUNT_COLUMNS[:4], "value", keys):
+    def _current_counts(self, c: Any, keys: set[tuple[str, ...]]) -> dict[tuple[str, ...], int]:
+        """The stored value of every daily count in `keys` (0 when new)."""
+        ordered = sorted(keys)
+        found = dict.fromkeys(ordered, 0)
+        for r in self.select_keys(c, "counts", COUNT_COLUMNS[:4], "value", ordered):
             found[(r[0], r[1], r[2], r[3])] = int(r[4])
         return found
 
-    def _current_users(self, c: Any, batch: Batch) -> dict[tuple[str, str], tuple[int, int]]:
-        """The stored authenticator counts of every user the batch touches ((0, 0) when new)."""
-        keys = sorted({(str(d.org_id), d.user_id) for _, d in batch.deltas if type(d) is UserDelta})
-        found = dict.fromkeys(keys, (0, 0))
-        for r in self.select_keys(c, "users", USER_COLUMNS[:2], "active, phishing_resistant", keys):
+    def _current_users(
+        self, c: Any, keys: set[tuple[str, ...]]
+    ) -> dict[tuple[str, ...], tuple[int, int]]:
+        """The stored authenticator counts of every user in `keys` ((0, 0) when new)."""
+        ordered = sorted(keys)
+        found = dict.fromkeys(ordered, (0, 0))
+        for r in self.select_keys(
+            c, "users", USER_COLUMNS[:2], "active, phishing_resistant", ordered
+        ):
             found[(r[0], r[1])] = (int(r[2]), int(r[3]))
         return found
 
@@ -252,8 +268,7 @@ class _SqlAnalytics(AnalyticsView):
 
     def reset(self) -> None:
         with self.cursor(commit=True) as c:
-            for key in TABLE_KEYS:
-                self.execute(c, f"DELETE FROM {{{key}}}")  # noqa: S608
+            self.empty(c, TABLE_KEYS)
             self.execute(c, "DELETE FROM {tracking} WHERE application_name <> '__migration__'")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -203,6 +203,24 @@ def deltas_of(domain_event: Any, known: dict[UUID, Tracked]) -> tuple[list[Delta
     return _following(domain_event, known_subject)
 
 
+def _with(
+    s: Tracked,
+    *,
+    state: str | None = None,
+    method: str | None = None,
+    user_id: str | None = None,
+) -> Tracked:
+    """`s` with a new state, method or user (dataclasses.replace, at a fraction of its cost)."""
+    return Tracked(
+        s.aggregate_id,
+        s.org_id,
+        s.kind,
+        user_id or s.user_id,
+        method or s.method,
+        state or s.state,
+    )
+
+
 def _following(domain_event: Any, s: Tracked) -> tuple[list[Delta], Tracked | None]:
     at = getattr(domain_event, "at", None)
     day = _day(at if isinstance(at, datetime) else domain_event.timestamp)
@@ -212,16 +230,16 @@ def _following(domain_event: Any, s: Tracked) -> tuple[list[Delta], Tracked | No
         return [
             CountDelta(s.org_id, day, ENROLMENT_ADDED, method),
             UserDelta(s.org_id, s.user_id, 1, resistant),
-        ], replace(s, state="active")
+        ], _with(s, state="active")
     if isinstance(domain_event, Enrolment.Revoked) and s.state != "revoked":
         if s.state != "active":
-            return [], replace(s, state="revoked")
+            return [], _with(s, state="revoked")
         return [
             CountDelta(s.org_id, day, ENROLMENT_REMOVED, method),
             UserDelta(s.org_id, s.user_id, -1, -resistant),
-        ], replace(s, state="revoked")
+        ], _with(s, state="revoked")
     if isinstance(domain_event, AuthenticationSession.FactorVerified):
-        return [CountDelta(s.org_id, day, AUTH_ATTEMPT, domain_event.method)], replace(
+        return [CountDelta(s.org_id, day, AUTH_ATTEMPT, domain_event.method)], _with(
             s, method=domain_event.method
         )
     if isinstance(domain_event, AuthenticationSession.AttemptFailed):

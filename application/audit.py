@@ -8,7 +8,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from json.encoder import encode_basestring_ascii
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 from uuid import UUID
 
@@ -67,26 +67,34 @@ class AuditEntry:
     user_agent: str | None
     details: dict[str, Any] = field(default_factory=dict)
 
-    def canonical(self, seq: int, prev_hash: str) -> bytes:
+    def texts(self) -> tuple[str, str, str]:
+        """The organisation id, time (UTC, ISO 8601) and subject id as the record stores them."""
+        return str(self.org_id), iso(self.at), str(self.subject_id)
+
+    def canonical(
+        self, seq: int, prev_hash: str, *, texts: tuple[str, str, str] | None = None
+    ) -> bytes:
         """The bytes the chain hashes: every field, sorted keys, no whitespace, UTC times.
 
         Exactly `json.dumps(fields, sort_keys=True, separators=(",", ":"))` of the fields
         (ASCII, `\\uXXXX` escapes), written out by hand: it is a third of a rebuild's cost
         otherwise. The keys below are in sorted order; `canonical_json` is the reference.
+        `texts` is `self.texts()`, for a caller that has it already.
         """
         if type(self.position) is not int or type(seq) is not int:
             return self.canonical_json(seq, prev_hash)
+        org, at, subject = texts or self.texts()
         try:
             details = self.details
             return (
                 f'{{"action":{_text(self.action)},"actor_id":{_optional(self.actor_id)},'
-                f'"actor_type":{_text(self.actor_type)},"at":"{iso(self.at)}",'
+                f'"actor_type":{_text(self.actor_type)},"at":{_text(at)},'
                 f'"details":{"{}" if type(details) is dict and not details else _compact(details)},'
                 f'"event_id":{_text(self.event_id)},"ip":{_optional(self.ip)},'
-                f'"method":{_optional(self.method)},"org_id":{_text(str(self.org_id))},'
+                f'"method":{_optional(self.method)},"org_id":{_text(org)},'
                 f'"outcome":{_text(self.outcome)},"position":{self.position},'
                 f'"prev_hash":{_text(prev_hash)},"seq":{seq},'
-                f'"subject_id":{_text(str(self.subject_id))},'
+                f'"subject_id":{_text(subject)},'
                 f'"user_agent":{_optional(self.user_agent)},'
                 f'"user_id":{_optional(self.user_id)}}}'
             ).encode("ascii")
@@ -123,8 +131,34 @@ def _optional(value: str | None) -> str:
     return "null" if value is None else encode_basestring_ascii(value)
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+def _not_serialisable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _encoder(item_separator: str, key_separator: str) -> Callable[[Any], str]:
+    """json.dumps(value, sort_keys=True, separators=...) without building an encoder per call:
+    the json module's own C encoder, made once (no check for cycles: these values have none)."""
+    make = c_make_encoder
+    if make is None:  # no C accelerator (not CPython): the json module itself
+        separators = (item_separator, key_separator)
+        return lambda value: json.dumps(value, sort_keys=True, separators=separators)
+    encode = make(
+        None,  # markers: no cycle detection
+        _not_serialisable,
+        encode_basestring_ascii,
+        None,  # indent
+        key_separator,
+        item_separator,
+        True,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan, as json.dumps
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_compact = _encoder(",", ":")
+#: How a record's details are stored beside it: json.dumps(details, sort_keys=True).
+stored_details = _encoder(", ", ": ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +197,12 @@ def iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def chain_hash(entry: AuditEntry, seq: int, prev_hash: str) -> str:
+def chain_hash(
+    entry: AuditEntry, seq: int, prev_hash: str, *, texts: tuple[str, str, str] | None = None
+) -> str:
     """sha256 over the previous hash and the record's canonical JSON (which includes it)."""
-    return hashlib.sha256(prev_hash.encode("ascii") + entry.canonical(seq, prev_hash)).hexdigest()
-
-
-def seal(entry: AuditEntry, seq: int, prev_hash: str) -> AuditRecord:
-    return AuditRecord(entry, seq, prev_hash, chain_hash(entry, seq, prev_hash))
+    canonical = entry.canonical(seq, prev_hash, texts=texts)
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
