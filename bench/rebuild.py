@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schema", help="rebuild an existing schema (generated with --keep)")
     parser.add_argument(
         "--per-model", action="store_true", help="rebuild one model after the other (diagnosis)"
+    )
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="apply each batch to every model in one process (the rebuild before processes)",
     )
     parser.add_argument("--rebuild-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
@@ -236,43 +242,68 @@ def _status_kib(key: str) -> int:
 
 
 def rebuild_child(args: argparse.Namespace) -> int:
-    """`tessera projections rebuild` (every rebuildable read model): one pass over the log
-    feeding all models, as the CLI does; `--per-model` rebuilds them one after the other."""
-    from application.projections import REBUILD_BATCH_SIZE, catch_up_together
-    from entrypoints.cli import REBUILDABLE
+    """`tessera projections rebuild` (every rebuildable read model) as the CLI runs it: each
+    model in a process of its own; `--one-process` applies each batch to every model in one
+    process, `--per-model` rebuilds them one after the other in one process."""
+    from application.projections import REBUILD_BATCH_SIZE
     from entrypoints.config import Settings
     from entrypoints.container import build_container
+    from entrypoints.rebuild import REBUILDABLE, rebuild
 
     env = {"TESSERA_HOME": args.home, "TESSERA_DATABASE_URL": f"{PG_URL}?schema={args.schema}"}
-    container = build_container(Settings.from_env(env))
-    views = {"audit": container.audit_view, "analytics": container.analytics_view}
-    followers = {f.name: f for f in container.projection_followers()}
-    head = followers["audit"].head()
+    settings = Settings.from_env(env)
+    container = build_container(settings)
+    head = container.identity_app().recorder.max_notification_id() or 0
+    container.identity_app().close()
     results: dict[str, Any] = {"head": head, "rss_before_kib": _status_kib("VmRSS"), "models": {}}
     batch_size = args.batch_size or REBUILD_BATCH_SIZE  # as `tessera projections rebuild`
     groups = [[name] for name in REBUILDABLE] if args.per_model else [list(REBUILDABLE)]
+    parallel = not (args.per_model or args.one_process)
     started = time.perf_counter()
     for names in groups:
-        for name in names:
-            views[name]().reset()
         t0, cpu0 = time.perf_counter(), time.process_time()
-        applied = catch_up_together([followers[n] for n in names], batch_size=batch_size)
+        rebuilt = rebuild(settings, names, batch_size=batch_size, parallel=parallel)
         results["models"][" + ".join(names)] = {
-            "events": max(applied.values()),
+            "events": max(r.applied for r in rebuilt.values()),
             "seconds": time.perf_counter() - t0,
-            "cpu_seconds": time.process_time() - cpu0,
-            "position": min(followers[n].position() for n in names),
+            "cpu_seconds": time.process_time() - cpu0 + _children_cpu(),
+            "position": min(r.position for r in rebuilt.values()),
             "batch_size": batch_size,
-            "vm_hwm_kib": _status_kib("VmHWM"),
+            "processes": len(names) if parallel else 1,
+            "vm_hwm_kib": max(r.peak_kib for r in rebuilt.values()),
         }
     results["seconds"] = time.perf_counter() - started
-    results["vm_hwm_kib"] = _status_kib("VmHWM")
+    results["vm_hwm_kib"] = max(
+        [_status_kib("VmHWM")] + [m["vm_hwm_kib"] for m in results["models"].values()]
+    )
     print(json.dumps(results), flush=True)
-    for view in views.values():
-        view().close()
-    container.webhook_outbox().close()
-    container.identity_app().close()
     return 0
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (the rebuild's worker processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = usage.ru_utime + usage.ru_stime - _CHILDREN_BEFORE[0]
+    _CHILDREN_BEFORE[0] += spent
+    return spent
+
+
+_CHILDREN_BEFORE = [0.0]
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds used so far by every PostgreSQL process on this machine, including its
+    finished backends (reaped by the postmaster); 0 where /proc cannot tell."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.with_name("comm").read_text().strip() not in ("postgres", "postmaster"):
+                continue
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _counts(schema: str) -> dict[str, int]:
@@ -335,9 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         child = [sys.executable, "-m", "bench.rebuild", "--rebuild-child"]
         child += ["--schema", schema, "--home", home, "--batch-size", str(args.batch_size)]
         child += ["--per-model"] if args.per_model else []
-        t0 = time.perf_counter()
+        child += ["--one-process"] if args.one_process else []
+        t0, pg0 = time.perf_counter(), _postgres_cpu()
         out = subprocess.run(child, cwd=ROOT, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t0
+        wall, pg_cpu = time.perf_counter() - t0, _postgres_cpu() - pg0
         if out.returncode != 0:
             print(out.stderr[-4000:], file=sys.stderr)
             return 1
@@ -348,15 +380,20 @@ def main(argv: list[str] | None = None) -> int:
             rate = model["events"] / model["seconds"]
             print(
                 f"  {name:<18} {model['events']:>10,} events in {model['seconds']:6.1f} s = "
-                f"{rate:>9,.0f} events/s (CPU {model['cpu_seconds']:.1f} s, batch "
-                f"{model['batch_size']}, position {model['position']:,}, VmHWM so far "
+                f"{rate:>9,.0f} events/s (CPU {model['cpu_seconds']:.1f} s in "
+                f"{model['processes']} process(es), batch {model['batch_size']}, position "
+                f"{model['position']:,}, peak RSS of a rebuilding process "
                 f"{_mib(model['vm_hwm_kib'])})"
             )
         total = results["seconds"]
         print(
             f"  all models: {head:,} events in {total:.1f} s = {head / total:,.0f} events/s "
-            f"(each event applied to every model); peak RSS (VmHWM) of the rebuilding process "
+            f"(each event applied to every model); peak RSS (VmHWM) of a rebuilding process "
             f"{_mib(results['vm_hwm_kib'])}, {_mib(results['rss_before_kib'])} before the rebuild"
+        )
+        print(
+            f"  PostgreSQL CPU during the rebuild (every postgres process on the machine): "
+            f"{pg_cpu:.1f} s = {pg_cpu / head * 1e6:.0f} us/event"
         )
         counts = _counts(schema)
         print("  rows: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
