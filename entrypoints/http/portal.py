@@ -47,6 +47,7 @@ from domain.portal import ABSOLUTE_TIMEOUT, PortalLinkError
 from entrypoints.http.api import UserIdPath, principal_from
 from entrypoints.http.bodies import check_body
 from entrypoints.http.problems import COMMON, PROBLEM_JSON, problem_type, problems
+from entrypoints.http.schemas import PortalLinkCreated, PortalLinkRequest
 
 log = logging.getLogger("tessera.portal")
 
@@ -258,25 +259,6 @@ def _page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
 # --- the link API (for applications) -------------------------------------------------------
 
 
-class PortalLinkRequest(msgspec.Struct, forbid_unknown_fields=True):
-    return_url: (
-        Annotated[
-            str,
-            Meta(
-                min_length=1,
-                max_length=2048,
-                description="An http(s) URL of the application the portal links back to",
-            ),
-        ]
-        | None
-    ) = None
-
-
-class PortalLinkCreated(msgspec.Struct):
-    url: Annotated[str, Meta(description="Send the user's browser here; it works once")]
-    expires_at: Annotated[datetime, Meta(tz=True, description="RFC 3339, in UTC")]
-
-
 async def principal_then_optional_body(
     request: Request[Any, Any, Any], authenticate_api_key: NamedDependency[Any]
 ) -> Principal:
@@ -306,7 +288,7 @@ class PortalLinkController(Controller):
         "/users/{user_id:str}/portal-sessions",
         status_code=201,
         sync_to_thread=True,
-        responses=problems(*COMMON),
+        responses=problems(*COMMON, 404),
         summary="Open the self-service portal for a user: a one-time link valid for 5 minutes",
         operation_class=OptionalBodyOperation,
     )
