@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,10 @@ from urllib.parse import urlparse
 
 import httpx
 import jwt
+import psycopg
 import pytest
 
+from tests.conftest import PG_URL, require_postgres
 from tests.e2e.test_admin_dashboard import CHROMIUM, CHROMIUM_ARGS, _require_browser
 from tests.helpers import b32decode, totp
 from tests.servers import create_org, running_server, tessera_env
@@ -97,17 +100,33 @@ def other_site() -> Iterator[OtherSite]:
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """One `tessera serve` per store for the module's tests (each test uses its own users)."""
     _require_browser()
-    env = tessera_env(tmp_path_factory.mktemp("portal-e2e") / "home")
-    org = create_org(env)
-    with running_server(env) as base:
-        yield Served(base.replace("127.0.0.1", "localhost"), org["org_id"], org["api_key"])
+    schema = None
+    if request.param == "postgres":
+        require_postgres()
+        schema = "test_" + uuid.uuid4().hex[:12]
+    env = tessera_env(
+        tmp_path_factory.mktemp("portal-e2e") / "home",
+        f"{PG_URL}?schema={schema}" if schema else None,
+    )
+    try:
+        org = create_org(env)
+        with running_server(env) as base:
+            yield Served(base.replace("127.0.0.1", "localhost"), org["org_id"], org["api_key"])
+    finally:
+        if schema is not None:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(scope="module")
-def browser(served: Served) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
+    _require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
