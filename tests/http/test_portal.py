@@ -629,3 +629,5 @@ def test_portal_changes_are_events_of_the_portal_session(
     trail = web.get("/v1/audit", params={"user_id": "alice"}, headers=admin_headers)
     assert trail.status_code == 200, trail.text
     assert "enrolment.started" in {r["action"] for r in trail.json()["records"]}
+    coverage = web.get("/v1/analytics/coverage", headers=admin_headers)
+    assert coverage.status_code == 200, coverage.text
