@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
+from application.audit import ReadAuditTrail
 from application.authentications import Caller, StartAuthentication
 from application.enrolments import ConfirmOtpEnrolment, NewEnrolment, StartOtpEnrolment
 from application.errors import (
@@ -70,7 +72,8 @@ def parse_link(token: str) -> tuple[UUID, str]:
 
 @dataclass(frozen=True, slots=True)
 class AppointAdministrator:
-    """Give a user of an organisation the admin role and a one-time enrolment link (24 h)."""
+    """Give a user of an organisation the admin role and a one-time enrolment link (24 h);
+    a removed administrator is appointed again and enrols afresh."""
 
     app: IdentityApplication
     secrets: SecretGenerator
@@ -87,6 +90,7 @@ class AppointAdministrator:
                     admin = Administrator.appoint(org_id=org_id, user_id=user_id, by=by, at=now)
                 except AdministratorError as error:
                     raise InvalidRequestError(str(error)) from None
+            admin.reappoint(by=by, at=now)  # a removed administrator starts afresh
             token = f"{admin.id.hex}.{self.secrets.token()}"
             admin.issue_link(hash_token(token), at=now)
             self.app.save(admin)
@@ -249,7 +253,7 @@ class SignInAdministrator:
         def record() -> datetime:
             now = self.clock.now()
             current = self.app.find_administrator(org_id, user_id)
-            if current is None:
+            if current is None or current.removed:  # removed while the code was checked
                 raise SignInRefusedError("the sign-in details are not valid")
             current.record_sign_in(at=now)
             self.app.save(current)
@@ -261,7 +265,7 @@ class SignInAdministrator:
         )
 
     def _password_matches(self, admin: Administrator | None, password: str) -> bool:
-        if admin is None or not admin.is_enrolled or admin.password_ref is None:
+        if admin is None or admin.removed or not admin.is_enrolled or admin.password_ref is None:
             self.hasher.verify(self._decoy(), password)
             return False
         account_id = self.app.account_for(admin.org_id, admin.user_id).id
@@ -290,47 +294,150 @@ class AdminSessionStore(Protocol):
 
     def put(self, key: str, session: AdminSession) -> None: ...
 
-    def get(self, key: str) -> AdminSession | None: ...
+    def touch(
+        self, key: str, *, now: datetime, idle: timedelta, absolute: timedelta
+    ) -> AdminSession | None:
+        """The session with `last_seen` moved to `now`, unless it has been idle for `idle` or
+        exists for `absolute` (then it is gone): None then, and for an unknown key."""
+        ...
 
     def delete(self, key: str) -> None: ...
+
+    def delete_for(self, org_id: UUID, user_id: str) -> int:
+        """End every session of one administrator; how many there were."""
+        ...
+
+    def purge(self, *, now: datetime, idle: timedelta, absolute: timedelta) -> int:
+        """Delete every expired session; how many there were."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HoldsAdminRole:
+    """Whether a user is (still) an administrator of an organisation."""
+
+    app: IdentityApplication
+
+    def __call__(self, org_id: UUID, user_id: str) -> bool:
+        admin = self.app.find_administrator(org_id, user_id)
+        return admin is not None and not admin.removed
 
 
 @dataclass(frozen=True, slots=True)
 class AdminSessions:
-    """Open, resume and close admin sessions: 15 min idle and 12 h absolute (NIST N-56)."""
+    """Open, resume and close admin sessions: 15 min idle and 12 h absolute (NIST N-56).
+
+    A session resumes only while its user holds the admin role, so a removal ends it at once
+    in every server process, even one that raced the removal to open it.
+    """
 
     store: AdminSessionStore
     secrets: SecretGenerator
     clock: Clock
+    holds_role: Callable[[UUID, str], bool]
 
     def open(self, identity: AdminIdentity) -> tuple[str, AdminSession]:
         if identity.aal < ADMIN_AAL:
             raise SignInRefusedError("the admin area needs AAL2")
         now = self.clock.now()
+        self.store.purge(now=now, idle=IDLE_TIMEOUT, absolute=ABSOLUTE_TIMEOUT)
         session_id = self.secrets.token()
         session = AdminSession(identity, self.secrets.token(), created_at=now, last_seen=now)
         self.store.put(hash_token(session_id), session)
         return session_id, session
 
     def resume(self, session_id: str | None) -> AdminSession | None:
-        """The live session for this id, touched; None when unknown, idle or too old."""
+        """The live session for this id, touched; None when unknown, idle, too old, or its
+        user is no longer an administrator."""
         if not session_id:
             return None
         key = hash_token(session_id)
-        session = self.store.get(key)
+        session = self.store.touch(
+            key, now=self.clock.now(), idle=IDLE_TIMEOUT, absolute=ABSOLUTE_TIMEOUT
+        )
         if session is None:
             return None
-        now = self.clock.now()
-        if now - session.last_seen >= IDLE_TIMEOUT or now - session.created_at >= ABSOLUTE_TIMEOUT:
+        if not self.holds_role(session.identity.org_id, session.identity.user_id):
             self.store.delete(key)
             return None
-        touched = replace(session, last_seen=now)
-        self.store.put(key, touched)
-        return touched
+        return session
 
     def close(self, session_id: str | None) -> None:
         if session_id:
             self.store.delete(hash_token(session_id))
+
+    def end_all(self, org_id: UUID, user_id: str) -> int:
+        """End every session of one administrator, in every server process."""
+        return self.store.delete_for(org_id, user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAdministrator:
+    """Take the admin role from a user: their sessions end at once and sign-in is refused.
+
+    Recorded as `Administrator.Removed` (which the audit trail shows with who removed them);
+    `by` is "admin:<user id>" from the admin area, "cli" from the command line. An
+    administrator cannot remove themselves, so an organisation is never locked out by a slip.
+    """
+
+    app: IdentityApplication
+    sessions: AdminSessions
+    clock: Clock
+
+    def __call__(self, *, org_id: UUID, user_id: str, by: str) -> None:
+        self.app.get_organisation(org_id)
+        if by == f"admin:{user_id}":
+            raise InvalidRequestError("administrators cannot remove themselves")
+
+        def decide() -> None:
+            admin = self.app.find_administrator(org_id, user_id)
+            if admin is None or admin.removed:
+                raise NotFoundError("administrator")
+            admin.remove(by=by, at=self.clock.now())
+            self.app.save(admin)
+
+        retry_on_conflict(decide)
+        self.sessions.end_all(org_id, user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedAdministrator:
+    user_id: str
+    since: datetime  # appointed, or appointed again
+
+
+#: The audit actions that change who holds the admin role.
+_ROLE_ACTIONS = ("administrator.appointed", "administrator.reappointed", "administrator.removed")
+
+
+@dataclass(frozen=True, slots=True)
+class ListAdministrators:
+    """An organisation's current administrators, as its audit trail records appointments and
+    removals (for the admin area; the role itself is always checked on the aggregate)."""
+
+    trail: ReadAuditTrail
+
+    def __call__(self, *, principal: Principal, limit: int = 500) -> list[ListedAdministrator]:
+        changes: list[tuple[int, str, str, datetime]] = []
+        for action in _ROLE_ACTIONS:
+            cursor: str | None = None
+            while True:
+                page = self.trail.page(
+                    principal=principal, action=action, cursor=cursor, limit=limit
+                )
+                changes += [
+                    (r.seq, r.entry.user_id or "", action, r.entry.at) for r in page.records
+                ]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        current: dict[str, ListedAdministrator] = {}
+        for _, user_id, action, at in sorted(changes):
+            if action == "administrator.removed":
+                current.pop(user_id, None)
+            else:
+                current[user_id] = ListedAdministrator(user_id, at)
+        return sorted(current.values(), key=lambda a: a.user_id)
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

@@ -276,9 +276,11 @@ Lookup = Callable[[UUID], Subject | None]
 
 
 def _actor(by: str | None, lookup: Lookup, default: str = "user") -> tuple[str, str | None]:
-    """An event's `by` ("key:<uuid>" or "user") as an actor type and id."""
+    """An event's `by` ("key:<uuid>", "admin:<user id>" or "user") as an actor type and id."""
     if by is None:
         return default, None
+    if by.startswith("admin:"):  # an administrator signed in to the admin area
+        return "administrator", by[6:]
     if by.startswith("key:"):
         key_id = by[4:]
         try:
@@ -317,6 +319,8 @@ _FOLLOWING: dict[type[Any], tuple[str, str, str]] = {
     Administrator.LinkIssued: ("administrator.link_issued", "success", "system"),
     Administrator.Enrolled: ("administrator.enrolled", "success", "user"),
     Administrator.SignedIn: ("administrator.signed_in", "success", "user"),
+    Administrator.Removed: ("administrator.removed", "success", "administrator"),
+    Administrator.Reappointed: ("administrator.reappointed", "success", "administrator"),
 }
 
 

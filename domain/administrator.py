@@ -19,12 +19,18 @@ class EnrolmentLinkError(AdministratorError):
     """The one-time link is unknown, used up, replaced or expired (never says which)."""
 
 
+class AdministratorRemovedError(AdministratorError):
+    """The user no longer holds the admin role."""
+
+
 class Administrator(Aggregate):
     """Holds the admin role of one user in one organisation.
 
     The role is granted with a one-time link: only its SHA-256 hash is kept, it works once and
     for LINK_TTL, and a new grant replaces an unused link. Enrolling sets the sign-in password
     (sealed by the vault, never in clear) and names the TOTP enrolment that is the second factor.
+    Removing the role ends it (no link, no sign-in); appointing the user again starts afresh,
+    with a new link and a new enrolment.
     """
 
     class Appointed(Aggregate.Created):
@@ -46,6 +52,14 @@ class Administrator(Aggregate):
     class SignedIn(Aggregate.Event):
         at: datetime
 
+    class Removed(Aggregate.Event):
+        by: str
+        at: datetime
+
+    class Reappointed(Aggregate.Event):
+        by: str
+        at: datetime
+
     @staticmethod
     def create_id(org_id: UUID, user_id: str) -> UUID:
         return uuid5(NAMESPACE_URL, f"tessera:administrator:{org_id}/{user_id}")
@@ -60,6 +74,7 @@ class Administrator(Aggregate):
         self.enrolment_id: UUID | None = None
         self.password_ref: str | None = None
         self.last_sign_in: datetime | None = None
+        self.removed = False
 
     @classmethod
     def appoint(cls, *, org_id: UUID, user_id: str, by: str, at: datetime) -> Administrator:
@@ -77,7 +92,21 @@ class Administrator(Aggregate):
 
     def issue_link(self, link_hash: str, *, at: datetime) -> None:
         """A new one-time link; an earlier unused one stops working."""
+        if self.removed:
+            raise AdministratorRemovedError("the user is no longer an administrator")
         self._issue_link(link_hash=link_hash, expires_at=at + LINK_TTL, at=at)
+
+    def remove(self, *, by: str, at: datetime) -> None:
+        """Take the admin role away: an unused link stops working and sign-in is refused.
+        Removing a removed administrator records nothing."""
+        if not self.removed:
+            self._remove(by=by, at=at)
+
+    def reappoint(self, *, by: str, at: datetime) -> None:
+        """Give a removed administrator the role again; they enrol afresh through a new link
+        (the old password and authenticator no longer sign them in)."""
+        if self.removed:
+            self._reappoint(by=by, at=at)
 
     def check_link(self, link_hash: str, *, at: datetime) -> None:
         """Raise EnrolmentLinkError unless `link_hash` is the current, unused, unexpired link."""
@@ -95,6 +124,8 @@ class Administrator(Aggregate):
         self._enrol(enrolment_id=enrolment_id, password_ref=password_ref, at=at)
 
     def record_sign_in(self, *, at: datetime) -> None:
+        if self.removed:
+            raise AdministratorRemovedError("the user is no longer an administrator")
         self._record_sign_in(at=at)
 
     @event(LinkIssued)
@@ -112,3 +143,15 @@ class Administrator(Aggregate):
     @event(SignedIn)
     def _record_sign_in(self, at: datetime) -> None:
         self.last_sign_in = at
+
+    @event(Removed)
+    def _remove(self, by: str, at: datetime) -> None:
+        self.removed = True
+        self.link_hash = None
+        self.link_expires_at = None
+
+    @event(Reappointed)
+    def _reappoint(self, by: str, at: datetime) -> None:
+        self.removed = False
+        self.enrolment_id = None
+        self.password_ref = None

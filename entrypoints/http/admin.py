@@ -17,6 +17,8 @@ from application.administrators import (
     AdminSession,
     AdminSessions,
     EnrolAdministrator,
+    ListAdministrators,
+    RemoveAdministrator,
     SignInAdministrator,
     StartAdministratorEnrolment,
     csrf_matches,
@@ -391,6 +393,51 @@ class AdminController(Controller):
         charts = dashboard_charts(read_analytics, session, today=today)
         return _page("dashboard", session=session, now=clock_now, active="dashboard", **charts)
 
+    @get("/administrators", sync_to_thread=True)
+    def administrators(
+        self, request: Request[Any, Any, Any], admin_sessions: Dep, read_audit_trail: Dep
+    ) -> Response[Any]:
+        session = _session(request, admin_sessions)
+        if session is None:
+            return _to_login()
+        return _administrators_page(session, read_audit_trail)
+
+    @post("/administrators/remove", sync_to_thread=True, status_code=200)
+    def remove_administrator(
+        self,
+        request: Request[Any, Any, Any],
+        data: Form,
+        admin_sessions: Dep,
+        read_audit_trail: Dep,
+        identity_app: Dep,
+        clock: Dep,
+    ) -> Response[Any]:
+        session = _session(request, admin_sessions)
+        if session is None:
+            return _to_login()
+        if not csrf_matches(session.csrf_token, data.get("csrf_token")):
+            return _forbidden()
+        user_id = data.get("user_id", "").strip()
+        # built from the app's existing dependencies: a per-request frozen dataclass
+        remove = RemoveAdministrator(app=identity_app, sessions=admin_sessions, clock=clock)
+        try:
+            remove(
+                org_id=session.identity.org_id,
+                user_id=user_id,
+                by=f"admin:{session.identity.user_id}",
+            )
+        except InvalidRequestError as error:
+            return _administrators_page(session, read_audit_trail, 422, error=str(error))
+        except NotFoundError:
+            return _administrators_page(
+                session, read_audit_trail, 404, error="There is no such administrator."
+            )
+        except ConflictError:
+            return _administrators_page(
+                session, read_audit_trail, 409, error="Someone changed it at the same time."
+            )
+        return _administrators_page(session, read_audit_trail, removed=user_id)
+
     @get("/audit", sync_to_thread=True)
     def audit(
         self,
@@ -436,6 +483,26 @@ class AdminController(Controller):
             filters=filters,
             error=None,
         )
+
+
+def _administrators_page(
+    session: AdminSession,
+    read_audit_trail: ReadAuditTrail,
+    status: int = 200,
+    *,
+    error: str | None = None,
+    removed: str | None = None,
+) -> Template:
+    listed = ListAdministrators(read_audit_trail)(principal=session.identity.principal)
+    return _page(
+        "administrators",
+        status,
+        session=session,
+        active="administrators",
+        administrators=listed,
+        error=error,
+        removed=removed,
+    )
 
 
 def _now(clock: Clock) -> Any:

@@ -232,7 +232,10 @@ def test_a_session_ends_after_15_idle_minutes(web, container, clock, org) -> Non
 def test_a_session_ends_12_hours_after_sign_in_however_busy() -> None:
     clock = FakeClock()
     sessions = AdminSessions(
-        store=InMemoryAdminSessionStore(), secrets=CsprngSecrets(), clock=clock
+        store=InMemoryAdminSessionStore(),
+        secrets=CsprngSecrets(),
+        clock=clock,
+        holds_role=lambda org_id, user_id: True,
     )
     identity = AdminIdentity(uuid4(), "root", aal=2, amr=("pwd", "otp"), auth_time=clock.now())
     session_id, _ = sessions.open(identity)
@@ -247,7 +250,10 @@ def test_a_session_ends_12_hours_after_sign_in_however_busy() -> None:
 def test_a_session_below_aal2_is_never_opened() -> None:
     clock = FakeClock()
     sessions = AdminSessions(
-        store=InMemoryAdminSessionStore(), secrets=CsprngSecrets(), clock=clock
+        store=InMemoryAdminSessionStore(),
+        secrets=CsprngSecrets(),
+        clock=clock,
+        holds_role=lambda org_id, user_id: True,
     )
     identity = AdminIdentity(uuid4(), "root", aal=1, amr=("otp",), auth_time=clock.now())
     with pytest.raises(SignInRefusedError):

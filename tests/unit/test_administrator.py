@@ -7,7 +7,13 @@ from uuid import uuid4
 
 import pytest
 
-from domain.administrator import LINK_TTL, Administrator, AdministratorError, EnrolmentLinkError
+from domain.administrator import (
+    LINK_TTL,
+    Administrator,
+    AdministratorError,
+    AdministratorRemovedError,
+    EnrolmentLinkError,
+)
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
@@ -69,4 +75,48 @@ def test_replaying_the_events_rebuilds_the_same_administrator() -> None:
         admin.password_ref,
         None,
         T0 + timedelta(minutes=1),
+    )
+
+
+def test_a_removed_administrator_has_no_link_and_cannot_sign_in() -> None:
+    admin = _appointed()
+    admin.remove(by="admin:alice", at=T0)
+    assert admin.removed and admin.link_hash is None
+    with pytest.raises(EnrolmentLinkError):
+        admin.enrol("hash-1", enrolment_id=uuid4(), password_ref="sealed", at=T0)
+    with pytest.raises(AdministratorRemovedError):
+        admin.record_sign_in(at=T0)
+    with pytest.raises(AdministratorRemovedError):
+        admin.issue_link("hash-2", at=T0)
+
+
+def test_removing_twice_or_reappointing_an_active_administrator_records_nothing() -> None:
+    admin = _appointed()
+    admin.reappoint(by="cli", at=T0)
+    admin.remove(by="cli", at=T0)
+    admin.remove(by="cli", at=T0)
+    assert [type(e).__name__ for e in admin.collect_events()] == [
+        "Appointed",
+        "LinkIssued",
+        "Removed",
+    ]
+
+
+def test_an_administrator_appointed_again_enrols_afresh_and_replays_the_same() -> None:
+    admin = _appointed()
+    admin.enrol("hash-1", enrolment_id=uuid4(), password_ref="sealed", at=T0)
+    admin.remove(by="cli", at=T0 + timedelta(hours=1))
+    admin.reappoint(by="cli", at=T0 + timedelta(hours=2))
+    assert not admin.removed and not admin.is_enrolled
+    admin.issue_link("hash-3", at=T0 + timedelta(hours=2))
+    admin.check_link("hash-3", at=T0 + timedelta(hours=2))
+    rebuilt = None
+    for event in admin.collect_events():
+        rebuilt = event.mutate(rebuilt)
+    assert isinstance(rebuilt, Administrator)
+    assert (rebuilt.version, rebuilt.removed, rebuilt.is_enrolled, rebuilt.link_hash) == (
+        admin.version,
+        False,
+        False,
+        "hash-3",
     )
