@@ -191,9 +191,10 @@ def deltas_of(domain_event: Any, known: dict[UUID, Tracked]) -> tuple[list[Delta
         )
         day = _day(domain_event.at)
         deltas: list[Delta] = [
-            UserDelta(subject.org_id, subject.user_id),
-            CountDelta(subject.org_id, day, RISK, str(domain_event.risk.get("level", "unknown"))),
+            CountDelta(subject.org_id, day, RISK, str(domain_event.risk.get("level", "unknown")))
         ]
+        if subject.user_id:  # a usernameless login names its user when a passkey verifies
+            deltas.append(UserDelta(subject.org_id, subject.user_id))
         if domain_event.operation is not None:
             deltas.append(CountDelta(subject.org_id, day, STEP_UP, domain_event.operation))
         return deltas, subject
@@ -226,22 +227,36 @@ def _following(domain_event: Any, s: Tracked) -> tuple[list[Delta], Tracked | No
     day = _day(at if isinstance(at, datetime) else domain_event.timestamp)
     method = s.method or "unknown"
     resistant = int(method in PHISHING_RESISTANT_METHODS)
-    if isinstance(domain_event, Enrolment.Confirmed) and s.state == "pending":
+    if (
+        isinstance(domain_event, Enrolment.Confirmed | Enrolment.CredentialRegistered)
+        and s.state == "pending"
+    ):
         return [
             CountDelta(s.org_id, day, ENROLMENT_ADDED, method),
             UserDelta(s.org_id, s.user_id, 1, resistant),
         ], _with(s, state="active")
-    if isinstance(domain_event, Enrolment.Revoked) and s.state != "revoked":
+    if isinstance(domain_event, Enrolment.Revoked | Enrolment.Suspended) and s.state not in (
+        "revoked",
+        "suspended",
+    ):
+        state = "revoked" if isinstance(domain_event, Enrolment.Revoked) else "suspended"
         if s.state != "active":
-            return [], _with(s, state="revoked")
+            return [], _with(s, state=state)
         return [
             CountDelta(s.org_id, day, ENROLMENT_REMOVED, method),
             UserDelta(s.org_id, s.user_id, -1, -resistant),
-        ], _with(s, state="revoked")
+        ], _with(s, state=state)
+    if isinstance(domain_event, Enrolment.Revoked):
+        return [], _with(s, state="revoked")  # a suspended credential removed later
     if isinstance(domain_event, AuthenticationSession.FactorVerified):
         return [CountDelta(s.org_id, day, AUTH_ATTEMPT, domain_event.method)], _with(
             s, method=domain_event.method
         )
+    if isinstance(domain_event, AuthenticationSession.KeyVerified):
+        deltas: list[Delta] = [CountDelta(s.org_id, day, AUTH_ATTEMPT, "webauthn")]
+        if not s.user_id:
+            deltas.append(UserDelta(s.org_id, domain_event.user_id))
+        return deltas, _with(s, method="webauthn", user_id=domain_event.user_id)
     if isinstance(domain_event, AuthenticationSession.AttemptFailed):
         return [
             CountDelta(s.org_id, day, AUTH_ATTEMPT, domain_event.method),

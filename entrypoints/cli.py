@@ -15,13 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from application.audit import AuditQuery, AuditTrailProjection, verify_chain
-from application.projections import (
-    BATCH_SIZE,
-    REBUILD_BATCH_SIZE,
-    ProjectionFollower,
-    catch_up_together,
-    follow_all,
-)
+from application.projections import BATCH_SIZE, ProjectionFollower, follow_all
 from application.webhooks import BackgroundDispatcher
 from entrypoints.config import Settings
 from entrypoints.container import Container, build_container
@@ -131,6 +125,19 @@ def _admin_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_remove(args: argparse.Namespace) -> int:
+    from application.errors import TesseraError
+
+    container = build_container()
+    try:
+        container.remove_administrator()(org_id=UUID(args.org_id), user_id=args.user_id, by="cli")
+    except TesseraError as error:
+        print(f"tessera: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.user_id} is no longer an administrator of {args.org_id}; their sessions ended.")
+    return 0
+
+
 def _add_admin_commands(commands: Any) -> None:
     admin = commands.add_parser(
         "admin", help="manage administrators", description="Manage the admin area's users."
@@ -148,6 +155,16 @@ def _add_admin_commands(commands: Any) -> None:
     add.add_argument("--base-url", help="the server's public URL (default: TESSERA_ISSUER)")
     add.add_argument("--json", action="store_true", help="print JSON")
     add.set_defaults(handler=_admin_add)
+    remove = sub.add_parser(
+        "remove",
+        help="take the admin role away; the administrator's sessions end at once",
+        description="Remove USER_ID of organisation ORG from the administrators: every admin "
+        "session of theirs ends at once and sign-in is refused (recorded in the audit trail). "
+        "`admin add` appoints them again, with a new enrolment.",
+    )
+    remove.add_argument("org_id", metavar="ORG")
+    remove.add_argument("user_id", metavar="USER_ID")
+    remove.set_defaults(handler=_admin_remove)
 
 
 def _mds_load(args: argparse.Namespace) -> int:
@@ -239,24 +256,17 @@ REBUILDABLE = ("audit", "analytics")
 
 
 def _projections_rebuild(args: argparse.Namespace) -> int:
-    container = build_container()
-    views: dict[str, Callable[[], Any]] = {
-        "audit": container.audit_view,
-        "analytics": container.analytics_view,
-    }
-    followers = {f.name: f for f in container.projection_followers()}
+    from entrypoints.rebuild import rebuild
+
     names = [args.name] if args.name else list(REBUILDABLE)
-    for name in names:
-        views[name]().reset()
-    # one pass over the log: each batch is read and decoded once for every model
-    applied = catch_up_together(
-        [followers[name] for name in names],
-        batch_size=REBUILD_BATCH_SIZE,
-        progress=_progress(f"rebuilding {' and '.join(names)}"),
+    # each model in a process of its own on a long log (entrypoints/rebuild.py)
+    rebuilt = rebuild(
+        Settings.from_env(), names, progress=_progress(f"rebuilding {' and '.join(names)}")
     )
     print(file=sys.stderr)
     for name in names:
-        print(f"{name}: rebuilt from {applied[name]} events, position {followers[name].position()}")
+        done = rebuilt[name]
+        print(f"{name}: rebuilt from {done.applied} events, position {done.position}")
     return 0
 
 

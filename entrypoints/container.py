@@ -8,7 +8,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from adapters.admin_sessions import InMemoryAdminSessionStore
+from adapters.admin_sessions import session_store_for
 from adapters.code_hash import HmacCodeHasher
 from adapters.event_reader import FastEventReader
 from adapters.mds_store import StoredMetadata
@@ -29,6 +29,8 @@ from application.administrators import (
     AdminSessions,
     AppointAdministrator,
     EnrolAdministrator,
+    HoldsAdminRole,
+    RemoveAdministrator,
     SignInAdministrator,
     StartAdministratorEnrolment,
 )
@@ -65,6 +67,24 @@ from application.organisations import (
     IssueApiKey,
 )
 from application.otp import CodeChecker
+from application.portal import (
+    ConfirmAppSetup,
+    ConfirmKeySetup,
+    EndPortalSession,
+    FinishKeyVerification,
+    IssuePortalLink,
+    RedeemPortalLink,
+    RemoveAuthenticator,
+    RenameAuthenticator,
+    ResumePortalSession,
+    ShowAppSetup,
+    ShowAuthenticator,
+    ShowPortal,
+    StartAppSetup,
+    StartKeySetup,
+    StartKeyVerification,
+    VerifyWithCode,
+)
 from application.ports import RelyingParty
 from application.projections import ProjectionFollower
 from application.webauthn import (
@@ -316,6 +336,56 @@ class Container(containers.DeclarativeContainer):
         RecheckCredentials, app=identity_app, metadata=authenticator_metadata, clock=clock
     )
 
+    # the self-service portal (ADR 16)
+    issue_portal_link = providers.Singleton(
+        IssuePortalLink,
+        app=identity_app,
+        secrets=secrets,
+        clock=clock,
+        base_url=providers.Callable(lambda s: s.issuer, settings),
+    )
+    redeem_portal_link = providers.Singleton(
+        RedeemPortalLink, app=identity_app, secrets=secrets, clock=clock
+    )
+    resume_portal_session = providers.Singleton(ResumePortalSession, app=identity_app, clock=clock)
+    end_portal_session = providers.Singleton(EndPortalSession, app=identity_app, clock=clock)
+    show_portal = providers.Singleton(ShowPortal, app=identity_app, clock=clock)
+    show_authenticator = providers.Singleton(ShowAuthenticator, app=identity_app)
+    verify_with_code = providers.Singleton(
+        VerifyWithCode, app=identity_app, start_authentication=start_authentication, clock=clock
+    )
+    start_key_verification = providers.Singleton(
+        StartKeyVerification,
+        app=identity_app,
+        start_authentication=start_authentication,
+        login_options=webauthn_login_options,
+    )
+    finish_key_verification = providers.Singleton(
+        FinishKeyVerification, app=identity_app, verify_webauthn=verify_webauthn, clock=clock
+    )
+    start_app_setup = providers.Singleton(
+        StartAppSetup, app=identity_app, start_enrolment=start_enrolment, clock=clock
+    )
+    show_app_setup = providers.Singleton(
+        ShowAppSetup, app=identity_app, vault=vault, provisioner=provisioner
+    )
+    confirm_app_setup = providers.Singleton(
+        ConfirmAppSetup, app=identity_app, confirm_enrolment=confirm_enrolment
+    )
+    start_key_setup = providers.Singleton(
+        StartKeySetup,
+        app=identity_app,
+        start_webauthn_enrolment=start_webauthn_enrolment,
+        clock=clock,
+    )
+    confirm_key_setup = providers.Singleton(
+        ConfirmKeySetup, app=identity_app, confirm_webauthn_enrolment=confirm_webauthn_enrolment
+    )
+    rename_authenticator = providers.Singleton(RenameAuthenticator, app=identity_app, clock=clock)
+    remove_authenticator = providers.Singleton(
+        RemoveAuthenticator, app=identity_app, revoke_enrolment=revoke_enrolment, clock=clock
+    )
+
     event_reader = providers.Singleton(FastEventReader, identity_app)
     audit_view = providers.Singleton(_audit_view, settings, database)
     audit_projection = providers.Singleton(AuditTrailProjection, audit_view)
@@ -363,9 +433,16 @@ class Container(containers.DeclarativeContainer):
     )
     # the admin area (ADR 12)
     passwords = providers.Singleton(Argon2PasswordHasher)
-    admin_session_store = providers.Singleton(InMemoryAdminSessionStore)
+    admin_session_store = providers.Singleton(session_store_for, database)  # shared by workers
     admin_sessions = providers.Singleton(
-        AdminSessions, store=admin_session_store, secrets=secrets, clock=clock
+        AdminSessions,
+        store=admin_session_store,
+        secrets=secrets,
+        clock=clock,
+        holds_role=providers.Singleton(HoldsAdminRole, app=identity_app),
+    )
+    remove_administrator = providers.Singleton(
+        RemoveAdministrator, app=identity_app, sessions=admin_sessions, clock=clock
     )
     appoint_administrator = providers.Singleton(
         AppointAdministrator, app=identity_app, secrets=secrets, clock=clock

@@ -34,6 +34,13 @@ from entrypoints.http.api import (
 from entrypoints.http.audit import AuditController
 from entrypoints.http.bodies import JsonBodyRequest, check_body
 from entrypoints.http.openapi import JsonSchemaPlugin, YamlSchemaPlugin
+from entrypoints.http.portal import (
+    PORTAL_DEPENDENCIES,
+    PortalApiController,
+    PortalController,
+    PortalLinkController,
+    portal_static_router,
+)
 from entrypoints.http.problems import handle_exception, problem_response, problems
 from entrypoints.http.schemas import JsonWebKeySet, Status
 from entrypoints.http.webhooks import WebhookController
@@ -173,6 +180,7 @@ def create_app(container: Container) -> Litestar:
             "resend_enrolment_code",
             "send_login_code",
             "record_delivery_status",
+            *PORTAL_DEPENDENCIES,
         )
     }
     dependencies["principal"] = Provide(principal_then_body)
@@ -198,6 +206,10 @@ def create_app(container: Container) -> Litestar:
             AnalyticsController,
             WebhookController,
             AdminController,
+            PortalLinkController,
+            PortalController,
+            PortalApiController,
+            portal_static_router(),
             health,
             ready,
             jwks,

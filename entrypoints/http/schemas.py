@@ -331,6 +331,27 @@ class PolicyView(Struct):
     unusual_burst: int
 
 
+class PortalLinkRequest(Request):
+    """Optional: the body may also be left out."""
+
+    return_url: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=2048,
+                description="An http(s) URL of the application that the portal links back to",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class PortalLinkCreated(Struct):
+    url: Annotated[str, Meta(description="Send the user's browser here; it works once")]
+    expires_at: Timestamp
+
+
 class ApiKeyCreated(Struct):
     key_id: UUID
     role: str

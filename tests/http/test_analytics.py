@@ -57,7 +57,7 @@ def test_coverage_daily_counts_and_success_rate_follow_the_api_calls(
         "with_phishing_resistant": 0,
         "coverage": 0.6667,
         "phishing_resistant_coverage": 0.0,
-        "phishing_resistant_methods": [],
+        "phishing_resistant_methods": ["webauthn"],
     }
     enrolments = _get(client, admin_headers, "enrolments")["series"]
     assert enrolments == [{"day": day, "method": "totp", "started": 3, "added": 2, "removed": 0}]
@@ -197,3 +197,15 @@ def test_metrics_count_requests_verifications_and_projection_lag(
     assert samples[("tessera_projection_lag_events", (("projection", "analytics"),))] == 0
     assert samples[("tessera_event_store_head", ())] > 0
     assert "/metrics" not in client.get("/schema/openapi.json").json()["paths"]
+
+
+def test_a_security_key_counts_towards_phishing_resistant_coverage(
+    client, headers, admin_headers
+) -> None:
+    from tests.http.test_webauthn import ORIGIN, enrol_key
+    from tests.softauthn import SoftAuthenticator
+
+    enrol_key(client, headers, SoftAuthenticator("localhost", ORIGIN), user="dave")
+    coverage = _get(client, admin_headers, "coverage")
+    assert coverage["users"] == 1 and coverage["with_phishing_resistant"] == 1
+    assert coverage["phishing_resistant_coverage"] == 1.0

@@ -62,7 +62,7 @@ def test_deeply_nested_json_is_a_400_problem_not_a_server_error(client, headers)
     [
         ({"method": "totp", "digits": "6"}, "digits"),
         ({"method": "totp", "period": 30.5}, "period"),
-        ({"method": "sms"}, "method"),
+        ({"method": "fax"}, "method"),
         ({"label": "phone"}, "data"),
     ],
     ids=["string-for-int", "float-for-int", "unknown-method", "missing-method"],
