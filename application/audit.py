@@ -20,9 +20,12 @@ from application.organisations import Principal
 from domain.account import Account
 from domain.administrator import Administrator
 from domain.authentication import AuthenticationSession
+from domain.credential import CredentialBinding
+from domain.delivery import Delivery, ProviderMessage
 from domain.enrolment import Enrolment
 from domain.organisation import ApiKey, Organisation
 from domain.policy import Policy
+from domain.portal import PortalSession
 from domain.webhook import WebhookSubscription
 
 GENESIS_HASH = "0" * 64
@@ -321,11 +324,46 @@ _FOLLOWING: dict[type[Any], tuple[str, str, str]] = {
     Administrator.SignedIn: ("administrator.signed_in", "success", "user"),
     Administrator.Removed: ("administrator.removed", "success", "administrator"),
     Administrator.Reappointed: ("administrator.reappointed", "success", "administrator"),
+    # WebAuthn (ADR 15)
+    Enrolment.Renamed: ("enrolment.renamed", "success", "user"),
+    CredentialBinding.Rebound: ("credential.rebound", "success", "user"),
+    Enrolment.RegistrationRequested: ("enrolment.registration_requested", "info", "user"),
+    Enrolment.CredentialRegistered: ("enrolment.credential_registered", "success", "user"),
+    Enrolment.AssertionAccepted: ("enrolment.assertion_accepted", "success", "user"),
+    Enrolment.CloneSuspected: ("enrolment.clone_suspected", "failure", "system"),
+    Enrolment.Suspended: ("enrolment.suspended", "failure", "system"),
+    AuthenticationSession.WebAuthnRequested: ("authentication.webauthn_requested", "info", "user"),
+    AuthenticationSession.KeyVerified: ("authentication.key_verified", "success", "user"),
+    # SMS, voice and email codes (ADR 17)
+    Enrolment.DestinationRecorded: ("enrolment.destination_recorded", "info", "user"),
+    Enrolment.CodeIssued: ("enrolment.code_sent", "info", "user"),
+    Enrolment.CodeMissed: ("enrolment.code_missed", "failure", "user"),
+    Enrolment.CodeUsed: ("enrolment.code_used", "success", "user"),
+    AuthenticationSession.CodeSent: ("authentication.code_sent", "info", "user"),
+    AuthenticationSession.CodeMissed: ("authentication.code_missed", "failure", "user"),
+    Delivery.Attempted: ("delivery.attempted", "info", "system"),
+    Delivery.Refused: ("delivery.refused", "failure", "system"),
+    Delivery.StatusReported: ("delivery.status_reported", "info", "system"),
+    # the self-service portal (ADR 16)
+    PortalSession.Redeemed: ("portal.opened", "success", "user"),
+    PortalSession.ActivityRecorded: ("portal.active", "info", "user"),
+    PortalSession.FactorVerified: ("portal.factor_verified", "success", "user"),
+    PortalSession.SetupStarted: ("portal.setup_started", "info", "user"),
+    PortalSession.Ended: ("portal.ended", "info", "user"),
 }
 
 
 def _no_details(domain_event: Any) -> dict[str, Any]:
     return {}
+
+
+def _code_details(domain_event: Any) -> dict[str, Any]:
+    code = domain_event.code
+    return {
+        "channel": code["channel"],
+        "enrolment_id": code["enrolment_id"],
+        "delivery_id": code["delivery_id"],
+    }
 
 
 def _enrolment_details(domain_event: Any) -> dict[str, Any]:
@@ -342,6 +380,87 @@ _DETAILS: tuple[tuple[type[Any] | tuple[type[Any], ...], Callable[[Any], dict[st
     ((Account.EnrolmentAdded, Account.EnrolmentRemoved), _enrolment_details),
     # names only: values may be sensitive
     (Policy.Changed, lambda e: {"settings": sorted(e.changes)}),
+    (Enrolment.Renamed, lambda e: {"label": e.label}),
+    (CredentialBinding.Rebound, _enrolment_details),
+    (
+        Enrolment.RegistrationRequested,  # never the challenge
+        lambda e: {
+            "user_verification": e.user_verification,
+            "resident_key": e.resident_key,
+            "attachment": e.attachment,
+        },
+    ),
+    (
+        Enrolment.CredentialRegistered,  # the model and flags, never the key
+        lambda e: {
+            k: e.credential.get(k)
+            for k in (
+                "aaguid",
+                "name",
+                "fmt",
+                "attestation_type",
+                "attested",
+                "backup_eligible",
+                "backed_up",
+                "uv_required",
+                "transports",
+            )
+        },
+    ),
+    (
+        Enrolment.AssertionAccepted,
+        lambda e: {"user_verified": e.user_verified, "backed_up": e.backed_up},
+    ),
+    (
+        Enrolment.CloneSuspected,
+        lambda e: {
+            "stored_count": e.stored_count,
+            "presented_count": e.presented_count,
+            "rejected": e.rejected,
+        },
+    ),
+    (Enrolment.Suspended, lambda e: {"reason": e.reason}),
+    (
+        AuthenticationSession.WebAuthnRequested,
+        lambda e: {"offered": len(e.credential_ids), "user_verification": e.user_verification},
+    ),
+    (
+        AuthenticationSession.KeyVerified,
+        lambda e: {
+            "enrolment_id": str(e.enrolment_id),
+            "user_id": e.user_id,
+            "aal": e.aal,
+            "amr": list(e.amr),
+        },
+    ),
+    (
+        Enrolment.DestinationRecorded,
+        lambda e: {"destination": e.masked, "region": e.region, "number_type": e.number_type},
+    ),
+    ((Enrolment.CodeIssued, AuthenticationSession.CodeSent), _code_details),  # never the hash
+    (
+        Delivery.Attempted,
+        lambda e: {
+            "provider": e.provider,
+            "accepted": e.accepted,
+            "error": e.error,
+            "elapsed_ms": e.elapsed_ms,
+        },
+    ),
+    (Delivery.Refused, lambda e: {"reason": e.reason, "detail": e.detail}),
+    (
+        Delivery.StatusReported,
+        lambda e: {"provider": e.provider, "status": e.status, "error_code": e.error_code},
+    ),
+    (
+        PortalSession.FactorVerified,
+        lambda e: {
+            "enrolment_id": str(e.enrolment_id),
+            "authentication_id": str(e.authentication_id),
+        },
+    ),
+    (PortalSession.SetupStarted, _enrolment_details),
+    (PortalSession.Ended, lambda e: {"reason": e.reason}),
 )
 
 
@@ -409,7 +528,38 @@ def _api_key_issued(e: Any, aggregate_id: UUID) -> Created:
 
 
 #: Events that create a subject; the first class an event is an instance of decides.
+def _binding_created(e: Any, aggregate_id: UUID) -> Created:
+    subject = Subject(aggregate_id, e.org_id, "credential", user_id=e.user_id, method="webauthn")
+    return subject, "credential.bound", {"enrolment_id": str(e.enrolment_id)}
+
+
+def _delivery_requested(e: Any, aggregate_id: UUID) -> Created:
+    subject = Subject(aggregate_id, e.org_id, "delivery", user_id=e.user_id, method=e.channel)
+    details = {
+        "purpose": e.purpose,
+        "subject_id": str(e.subject_id),
+        "destination": e.masked_to,
+        "region": e.region,
+        "locale": e.locale,
+    }
+    return subject, "delivery.requested", details
+
+
+def _provider_message(e: Any, aggregate_id: UUID) -> Created:
+    subject = Subject(aggregate_id, e.org_id, "provider_message")
+    return subject, "delivery.provider_message_recorded", {"delivery_id": str(e.delivery_id)}
+
+
+def _portal_issued(e: Any, aggregate_id: UUID) -> Created:
+    subject = Subject(aggregate_id, e.org_id, "portal", user_id=e.user_id)
+    return subject, "portal.link_issued", {"return_url": e.return_url}  # never the link hash
+
+
 _CREATORS: tuple[tuple[type[Any], Callable[[Any, UUID], Created]], ...] = (
+    (CredentialBinding.Bound, _binding_created),
+    (Delivery.Requested, _delivery_requested),
+    (ProviderMessage.Recorded, _provider_message),
+    (PortalSession.Issued, _portal_issued),
     (Enrolment.Started, _enrolment_started),
     (AuthenticationSession.Started, _authentication_started),
     (Account.Opened, _account_opened),

@@ -159,3 +159,82 @@ def test_altering_a_stored_record_is_reported_as_the_first_break(
     assert breaks[0].org_id == org.org_id and breaks[0].seq == 4
     assert breaks[0].position == target["position"]
     assert "hash" in breaks[0].reason
+
+
+def test_every_domain_event_class_has_an_audit_description() -> None:
+    """No event type is dropped from the trail: each either creates a subject or follows one
+    with a named action."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from eventsourcing.domain import Aggregate
+
+    import domain
+    from application import audit
+
+    aggregates = set()
+    for module_info in pkgutil.iter_modules(domain.__path__):
+        module = importlib.import_module(f"domain.{module_info.name}")
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, Aggregate) and value is not Aggregate:
+                aggregates.add(value)
+    missing = []
+    for aggregate in aggregates:
+        for name, event_class in inspect.getmembers(aggregate, inspect.isclass):
+            if not issubclass(event_class, Aggregate.Event) or name in ("Event", "Created"):
+                continue
+            if name == "Snapshot" or not event_class.__qualname__.startswith(aggregate.__name__):
+                continue
+            rule = audit._rule(event_class)
+            if rule.create is None and rule.following is None:
+                missing.append(event_class.__qualname__)
+    assert missing == []
+
+
+def test_webauthn_and_sms_records_hold_no_code_number_key_or_challenge(
+    client, headers, admin_headers, container
+) -> None:
+    from tests.http.test_codes import MOBILE, enrol_phone, last_code, send, start, verify
+    from tests.http.test_webauthn import ORIGIN, enrol_key, login_options, start_login
+    from tests.http.test_webauthn import verify as verify_key
+    from tests.softauthn import SoftAuthenticator
+
+    enrol_phone(client, headers, container)
+    login = start(client, headers)
+    send(client, headers, login["authentication_id"])
+    code = last_code(container)
+    assert verify(client, headers, login["authentication_id"], code).status_code == 200
+    key = SoftAuthenticator("localhost", ORIGIN)
+    enrolment_id = enrol_key(client, headers, key, user="bob")
+    login = start_login(client, headers, user="bob")
+    options = login_options(client, headers, login["authentication_id"])
+    assert verify_key(client, headers, login["authentication_id"], key.get(options)).is_success
+    records = _all(client, admin_headers)
+    actions = {r["action"] for r in records}
+    assert {
+        "delivery.requested",
+        "delivery.attempted",
+        "enrolment.code_sent",
+        "enrolment.code_used",
+        "authentication.code_sent",
+        "enrolment.credential_registered",
+        "credential.bound",
+        "authentication.webauthn_requested",
+        "authentication.key_verified",
+        "enrolment.assertion_accepted",
+    } <= actions
+    dump = json.dumps(records)
+    enrolment = container.identity_app().get_enrolment(
+        UUID(enrolment_id), org_id=UUID(records[0]["org_id"])
+    )
+    assert enrolment.credential is not None
+    for secret in (
+        code,
+        MOBILE,
+        "7400123456",
+        enrolment.credential["public_key"],
+        options["challenge"],
+    ):
+        assert secret not in dump
+    assert "code_hash" not in dump and "kek-" not in dump
