@@ -338,6 +338,7 @@ class WebhookOutboxProjection:
     ) -> tuple[str, UUID, dict[str, Any]] | None:
         kinds = {
             Enrolment.Confirmed: "enrolment.added",
+            Enrolment.CredentialRegistered: "enrolment.added",  # WebAuthn
             Enrolment.Revoked: "enrolment.removed",
             Enrolment.Locked: "lockout",
         }

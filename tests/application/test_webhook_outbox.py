@@ -115,3 +115,32 @@ def test_a_batch_already_applied_is_refused_whole_and_adds_no_row(app, follower)
     with pytest.raises(IntegrityError):
         follower.projection.process_batch(batch)
     assert len(_payloads(follower, webhook_id)) == 1
+
+
+def test_a_registered_security_key_is_an_added_enrolment(app, follower) -> None:  # type: ignore[no-untyped-def]
+    from domain.enrolment import WEBAUTHN_CREDENTIAL_KEYS, Enrolment
+
+    org_id = uuid4()
+    webhook_id = _subscribe(app, org_id, ["enrolment.added"])
+    enrolment = Enrolment.start_webauthn(
+        enrolment_id=uuid4(),
+        org_id=org_id,
+        user_id="alice",
+        label="Security key",
+        challenge="Y2hhbGxlbmdl",
+        user_verification="preferred",
+        resident_key="discouraged",
+        attachment="cross-platform",
+        ttl=timedelta(minutes=5),
+        at=AT,
+    )
+    credential: dict[str, Any] = dict.fromkeys(WEBAUTHN_CREDENTIAL_KEYS, None)
+    enrolment.register_credential({**credential, "transports": []}, at=AT)
+    app.save(enrolment)
+    [payload] = _payloads(follower, webhook_id)
+    assert payload["type"] == "enrolment.added"
+    assert payload["data"] == {
+        "enrolment_id": str(enrolment.id),
+        "user_id": "alice",
+        "method": "webauthn",
+    }
