@@ -156,7 +156,7 @@ class StartWebAuthnEnrolment:
             rp=self.settings.for_policy(policy, name=organisation.name),
             user_handle=user_handle(org_id, user_id),
             user_name=user_id,
-            display_name=label or user_id,
+            display_name=user_id,  # names the user in the browser's account picker
             challenge=challenge,
             exclude=[unb64url(c) for c in registered],
             attachment=attachment,
@@ -299,6 +299,8 @@ class WebAuthnLoginOptions:
                     for e in self.app.enrolments_of(account)
                     if e.method == "webauthn" and e.is_usable and e.credential is not None
                 ]
+                if not keys:
+                    raise InvalidRequestError("method 'webauthn' is not available for this login")
             uv = (
                 "required"
                 if session.usernameless

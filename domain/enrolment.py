@@ -383,6 +383,8 @@ class Enrolment(Aggregate):
                 "backed_up": c["backed_up"],
                 "user_verification_required": c["uv_required"],
                 "transports": list(c["transports"]),
+                "attachment": c.get("attachment"),
+                "resident_key": c.get("resident_key"),
                 "max_aal": self.webauthn_max_aal(),
             }
         if self.suspended_reason is not None:
@@ -662,7 +664,9 @@ class Enrolment(Aggregate):
 
     @event(CredentialRegistered)
     def _register_credential(self, credential: dict[str, Any], at: datetime) -> None:
-        self.credential = dict(credential)
+        assert self.registration is not None
+        requested = {k: self.registration[k] for k in ("attachment", "resident_key")}
+        self.credential = {**requested, **credential}
         self.registration = None
         self.status = "active"
         self.confirmed_at = at

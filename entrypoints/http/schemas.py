@@ -252,6 +252,8 @@ class AuthenticatorView(Struct):
     backed_up: bool
     user_verification_required: bool
     transports: list[str]
+    attachment: Literal["platform", "cross-platform"] | None  # as requested at enrolment
+    resident_key: Literal["discouraged", "preferred", "required"] | None
     max_aal: int
 
 

@@ -332,3 +332,14 @@ def test_a_cross_origin_ceremony_needs_the_top_origin_in_the_policy(
         client, headers, login["authentication_id"], key.get(options, client_extra=embedded)
     )
     assert accepted.status_code == 200, accepted.text
+
+
+def test_options_for_a_user_without_keys_are_refused_not_a_passkey_prompt(client, headers) -> None:
+    login = start_login(client, headers, user="nobody")
+    response = client.post(
+        f"/v1/authentications/{login['authentication_id']}/webauthn/options",
+        json={},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == "Method 'webauthn' is not available for this login."
