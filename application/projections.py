@@ -8,6 +8,7 @@ import gc
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -154,20 +155,31 @@ def catch_up_together(
 ) -> dict[str, int]:
     """Bring several read models of one application up to its head in a single pass over
     the log (a rebuild): each batch is selected and decoded once and handed to every
-    follower still behind it. The events applied per follower, by name."""
+    follower still behind it. The events applied per follower, by name.
+
+    The next batch is read and decoded by a second thread while this one is written: the
+    writes mostly wait for the database, and reading has no effect to order. Writes stay in
+    this thread, one batch after the other, each with its tracking position.
+    """
     if not followers:
         return {}
     reader = followers[0].reader
     positions = {f.name: f.position() for f in followers}
     applied = dict.fromkeys(positions, 0)
     head = followers[0].head()
-    with few_collections():
+    with few_collections(), ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as ahead:
+        start = min(positions.values()) + 1
+        next_batch = ahead.submit(reader.read, start=start, limit=batch_size)
         while True:
-            start = min(positions.values()) + 1
-            batch = reader.read(start=start, limit=batch_size)
+            batch = next_batch.result()
             if not batch:
                 return applied
+            following = batch[-1][1].notification_id + 1
+            next_batch = ahead.submit(reader.read, start=following, limit=batch_size)
             _apply(followers, batch, positions, applied, start)
+            start = min(positions.values()) + 1
+            if start != following:  # another process moved a position: read from there
+                next_batch = ahead.submit(reader.read, start=start, limit=batch_size)
             if progress is not None:
                 done = min(positions.values())
                 progress(done, max(head, done))

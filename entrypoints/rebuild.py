@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import queue
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +88,13 @@ def _in_processes(
 ) -> dict[str, Rebuilt]:
     context = multiprocessing.get_context("spawn")  # no inherited connections or threads
     messages: Any = context.Queue()
+    # the tables exist (this process emptied them): workers creating them at once would race
+    # in PostgreSQL's catalogue ("tuple concurrently updated")
+    existing = replace(settings, create_tables=False)
     workers = {
         name: context.Process(
             target=_rebuild_one,
-            args=(settings, name, batch_size, messages, os.getpid()),
+            args=(existing, name, batch_size, messages, os.getpid()),
             name=f"rebuild-{name}",
             daemon=True,  # ends with this process
         )
