@@ -668,7 +668,7 @@ class AuditTrailProjection:
     name = "audit"
     #: Subjects remembered between batches (never change once created, so they cannot go
     #: stale); beyond this many the memory is dropped and refilled from the view.
-    max_remembered = 50_000
+    max_remembered = 20_000
 
     def __init__(self, view: AuditTrailView) -> None:
         self.view = view

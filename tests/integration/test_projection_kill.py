@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -173,5 +174,65 @@ def test_a_follower_killed_mid_batch_resumes_and_equals_a_fresh_rebuild(
     rebuilt = build_container(Settings.from_env(env))
     assert rebuilt.analytics_view().dump() == resumed_analytics  # counts and change log
     assert _audit_rows(pg_schema) == resumed_audit  # same records, seqs and hashes
+    rebuilt.analytics_view().close()
+    rebuilt.audit_view().close()
+
+
+def test_a_rebuild_in_processes_killed_mid_way_is_finished_by_the_follower(
+    pg_schema: str, tmp_path: Path
+) -> None:
+    """The rebuild's parent is SIGKILLed: its workers stop at their next batch, each model
+    keeps what it committed, and `projections run` completes both without double counting."""
+    env = tessera_env(tmp_path, f"{PG_URL}?schema={pg_schema}")
+    container = build_container(Settings.from_env(env))
+    head = _history(container)
+    container.audit_view()
+    container.analytics_view()
+    container.identity_app().close()
+    script = (
+        "from entrypoints.config import Settings\n"
+        "from entrypoints.rebuild import rebuild\n"
+        "rebuild(Settings.from_env(), parallel=True, batch_size=50)\n"
+    )
+    rebuilding = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not all(KILL_AFTER <= p < head for p in _positions(pg_schema).values()):
+            assert rebuilding.poll() is None, "the rebuild ended before it could be killed"
+            assert time.monotonic() < deadline, f"no progress: {_positions(pg_schema)}"
+            time.sleep(0.01)
+        rebuilding.send_signal(signal.SIGKILL)
+        rebuilding.wait(timeout=10)
+    finally:
+        if rebuilding.poll() is None:
+            rebuilding.kill()
+            rebuilding.wait()
+    time.sleep(1.5)  # workers notice at their next batch that their parent is gone
+    stopped = _positions(pg_schema)
+    time.sleep(1)
+    assert _positions(pg_schema) == stopped, "the workers kept going"
+    assert all(p < head for p in stopped.values()), stopped
+
+    follower = _run(env, tmp_path / "projections.log")
+    try:
+        deadline = time.monotonic() + 30
+        while _positions(pg_schema) != {"audit": head, "analytics": head}:
+            assert follower.poll() is None
+            assert time.monotonic() < deadline, f"lag left: {_positions(pg_schema)}"
+            time.sleep(0.1)
+    finally:
+        follower.terminate()
+        follower.wait(timeout=15)
+    finished_audit = _audit_rows(pg_schema)
+    reader = build_container(Settings.from_env(env))
+    finished_analytics = reader.analytics_view().dump()
+    reader.analytics_view().close()
+    reader.audit_view().close()
+    subprocess.run(
+        [TESSERA, "projections", "rebuild"], env=env, capture_output=True, timeout=60, check=True
+    )
+    rebuilt = build_container(Settings.from_env(env))
+    assert rebuilt.analytics_view().dump() == finished_analytics
+    assert _audit_rows(pg_schema) == finished_audit and len(finished_audit) == head
     rebuilt.analytics_view().close()
     rebuilt.audit_view().close()
