@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +80,16 @@ class SentCode:
     provider: str | None
     expires_at: datetime
     resend_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A code recorded (not yet saved) for an enrolment's destination, and its delivery."""
+
+    enrolment: Enrolment
+    record: dict[str, Any]
+    delivery: Delivery
+    message: OutboundCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,33 +264,52 @@ class Messaging:
         )
         return code, record, delivery, message
 
+    def for_enrolment(
+        self,
+        enrolment: Enrolment,
+        *,
+        org_id: UUID,
+        policy: Policy,
+        ip: str,
+        accept_language: str | None,
+    ) -> Issued:
+        """A new code for a pending enrolment, recorded on it (the caller saves)."""
+        _, record, delivery, message = self.issue(
+            org_id=org_id,
+            enrolment=enrolment,
+            subject_id=enrolment.id,
+            purpose="enrolment",
+            policy=policy,
+            ip=ip,
+            accept_language=accept_language,
+        )
+        enrolment.issue_code(record, at=self.clock.now())
+        return Issued(enrolment, record, delivery, message)
+
+    def send(self, decide: Callable[[], Issued], *, subject_id: UUID | None = None) -> SentCode:
+        """Record the code (retrying on a concurrent change), then hand it to the providers."""
+        issued = retry_on_conflict(decide)
+        report = self.deliver(issued.delivery, issued.message)
+        accepted = report.accepted_by
+        enrolment = issued.enrolment
+        assert enrolment.destination is not None
+        return SentCode(
+            subject_id=subject_id or enrolment.id,
+            enrolment_id=enrolment.id,
+            method=enrolment.method,
+            destination=enrolment.destination["masked"],
+            delivery_id=issued.delivery.id,
+            delivery_status="sent" if accepted else "failed",
+            provider=accepted.provider if accepted else None,
+            expires_at=issued.record["expires_at"],
+            resend_after=issued.record["resend_after"],
+        )
+
     def matches(self, code: str, record: dict[str, Any], *, subject_id: UUID) -> bool:
         cleaned = "".join(ch for ch in code if ch.isdigit())
         return len(cleaned) == CODE_DIGITS and self.hasher.matches(
             cleaned, binding=f"{subject_id}/{record['channel']}", digest=record["code_hash"]
         )
-
-
-def _sent(
-    subject_id: UUID,
-    enrolment: Enrolment,
-    record: dict[str, Any],
-    delivery: Delivery,
-    report: DeliveryReport,
-) -> SentCode:
-    accepted = report.accepted_by
-    assert enrolment.destination is not None
-    return SentCode(
-        subject_id=subject_id,
-        enrolment_id=enrolment.id,
-        method=enrolment.method,
-        destination=enrolment.destination["masked"],
-        delivery_id=delivery.id,
-        delivery_status="sent" if accepted else "failed",
-        provider=accepted.provider if accepted else None,
-        expires_at=record["expires_at"],
-        resend_after=record["resend_after"],
-    )
 
 
 def _resend_refused(error: ResendTooSoonError) -> ThrottledError:
@@ -313,7 +343,7 @@ class StartCodeEnrolment:
             raise InvalidRequestError(f"the organisation's policy does not allow {method!r}")
         destination = m.destination(method, address, policy)
 
-        def decide() -> tuple[Enrolment, dict[str, Any], Delivery, OutboundCode]:
+        def decide() -> Issued:
             account = m.app.account_for(org_id, user_id)
             try:
                 enrolment = Enrolment.start_out_of_band(
@@ -332,23 +362,14 @@ class StartCodeEnrolment:
                 )
             except EnrolmentError as error:
                 raise InvalidRequestError(str(error)) from None
-            _, record, delivery, message = m.issue(
-                org_id=org_id,
-                enrolment=enrolment,
-                subject_id=enrolment.id,
-                purpose="enrolment",
-                policy=policy,
-                ip=ip,
-                accept_language=accept_language,
+            issued = m.for_enrolment(
+                enrolment, org_id=org_id, policy=policy, ip=ip, accept_language=accept_language
             )
-            enrolment.issue_code(record, at=m.clock.now())
             account.add_enrolment(enrolment.id)
-            m.app.save(account, enrolment, delivery)
-            return enrolment, record, delivery, message
+            m.app.save(account, enrolment, issued.delivery)
+            return issued
 
-        enrolment, record, delivery, message = retry_on_conflict(decide)
-        report = m.deliver(delivery, message)
-        return _sent(enrolment.id, enrolment, record, delivery, report)
+        return m.send(decide)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +383,7 @@ class ResendEnrolmentCode:
     ) -> SentCode:
         m = self.messaging
 
-        def decide() -> tuple[Enrolment, dict[str, Any], Delivery, OutboundCode]:
+        def decide() -> Issued:
             enrolment = m.app.get_enrolment(enrolment_id, org_id=org_id)
             if enrolment.method not in OUT_OF_BAND_METHODS:
                 raise InvalidRequestError("only SMS, voice and email enrolments get codes sent")
@@ -373,22 +394,13 @@ class ResendEnrolmentCode:
                 check_resend(enrolment.pending_code, at=m.clock.now())
             except ResendTooSoonError as error:
                 raise _resend_refused(error) from None
-            _, record, delivery, message = m.issue(
-                org_id=org_id,
-                enrolment=enrolment,
-                subject_id=enrolment.id,
-                purpose="enrolment",
-                policy=policy,
-                ip=ip,
-                accept_language=accept_language,
+            issued = m.for_enrolment(
+                enrolment, org_id=org_id, policy=policy, ip=ip, accept_language=accept_language
             )
-            enrolment.issue_code(record, at=m.clock.now())
-            m.app.save(enrolment, delivery)
-            return enrolment, record, delivery, message
+            m.app.save(enrolment, issued.delivery)
+            return issued
 
-        enrolment, record, delivery, message = retry_on_conflict(decide)
-        report = m.deliver(delivery, message)
-        return _sent(enrolment.id, enrolment, record, delivery, report)
+        return m.send(decide)
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,7 +420,7 @@ class SendLoginCode:
     ) -> SentCode:
         m = self.messaging
 
-        def decide() -> tuple[Enrolment, dict[str, Any], Delivery, OutboundCode]:
+        def decide() -> Issued:
             session = m.app.get_session(authentication_id, org_id=caller.org_id)
             now = m.clock.now()
             try:
@@ -437,11 +449,9 @@ class SendLoginCode:
             )
             session.send_code(record, at=now)
             m.app.save(session, delivery)
-            return enrolment, record, delivery, message
+            return Issued(enrolment, record, delivery, message)
 
-        enrolment, record, delivery, message = retry_on_conflict(decide)
-        report = m.deliver(delivery, message)
-        return _sent(authentication_id, enrolment, record, delivery, report)
+        return m.send(decide, subject_id=authentication_id)
 
     def _enrolment(
         self,
