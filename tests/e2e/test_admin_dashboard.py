@@ -74,9 +74,9 @@ def _seed(base: str, api_key: str) -> None:
             assert login.status_code == (201 if good else 401), login.text
 
 
-def _admin_link(env: dict[str, str], org_id: str, base: str) -> str:
+def _admin_link(env: dict[str, str], org_id: str, base: str, *, user_id: str = "root") -> str:
     out = subprocess.run(
-        [TESSERA, "admin", "add", org_id, "root", "--base-url", base, "--json"],
+        [TESSERA, "admin", "add", org_id, user_id, "--base-url", base, "--json"],
         env=env,
         check=True,
         capture_output=True,
@@ -151,5 +151,19 @@ def test_an_administrator_enrols_signs_in_and_the_dashboard_shows_the_seeded_num
                 page.get_by_role("link", name="Audit trail").click()
                 expect(page.locator("tr.audit-row").first).to_be_visible()
                 assert page.locator("tr.audit-row", has_text="bob").count() >= 1
+
+                # another administrator, appointed from the command line, removed with a button
+                _admin_link(env, org["org_id"], base, user_id="carol")
+                page.set_viewport_size({"width": 1366, "height": 768})
+                page.get_by_role("link", name="Administrators").click()
+                expect(page.locator("tr.admin-row")).to_have_count(2)
+                admins = tmp_path / "administrators.png"
+                page.screenshot(path=str(admins), full_page=True)
+                if os.environ.get("TESSERA_E2E_ARTIFACTS"):
+                    shutil.copy(admins, Path(os.environ["TESSERA_E2E_ARTIFACTS"]) / admins.name)
+                page.get_by_role("button", name="Remove carol").click()
+                expect(page.locator("#removed")).to_contain_text("carol is no longer")
+                expect(page.locator("tr.admin-row")).to_have_count(1)
+                assert "you" in (page.locator("tr.admin-row").text_content() or "")
             finally:
                 browser.close()
