@@ -16,6 +16,7 @@ from application.organisations import Principal
 from domain.account import Account
 from domain.assurance import PHISHING_RESISTANT_METHODS
 from domain.authentication import AuthenticationSession
+from domain.delivery import Delivery
 from domain.enrolment import Enrolment
 
 #: Daily counters (`metric` -> what its `label` is).
@@ -29,8 +30,10 @@ RISK = "risk"  # label: risk level of a started login
 STEP_UP = "step_up"  # label: the operation a login was started for
 DENIED = "auth_denied"  # label: reason
 
-#: Not fed yet: SMS delivery reports and recovery cases have no events until their issues land.
+#: SMS handed over (or reported delivered) and failed, per provider attempt; a provider's
+#: callback that reports a failure later moves a message from delivered to failed.
 SMS_DELIVERED, SMS_FAILED = "sms_delivered", "sms_failed"  # label: "<provider>/<country>"
+#: Not fed yet: recovery cases have no events until their issue lands.
 RECOVERY_OPENED, RECOVERY_COMPLETED = "recovery_opened", "recovery_completed"
 
 
@@ -198,10 +201,44 @@ def deltas_of(domain_event: Any, known: dict[UUID, Tracked]) -> tuple[list[Delta
         if domain_event.operation is not None:
             deltas.append(CountDelta(subject.org_id, day, STEP_UP, domain_event.operation))
         return deltas, subject
+    if isinstance(domain_event, Delivery.Requested):
+        # the state holds the destination country; only SMS counts towards SMS delivery
+        subject = Tracked(
+            aggregate_id,
+            domain_event.org_id,
+            "delivery",
+            domain_event.user_id,
+            domain_event.channel,
+            domain_event.region or "unknown",
+        )
+        return [], subject
     known_subject = known.get(aggregate_id)
     if known_subject is None:
         return [], None
+    if known_subject.kind == "delivery":
+        return _delivery(domain_event, known_subject), None
     return _following(domain_event, known_subject)
+
+
+FAILED_STATUSES = frozenset({"failed", "undelivered"})
+
+
+def _delivery(domain_event: Any, s: Tracked) -> list[Delta]:
+    if s.method != "sms":
+        return []
+    day = _day(domain_event.at)
+    if isinstance(domain_event, Delivery.Attempted):
+        label = f"{domain_event.provider}/{s.state}"
+        return [
+            CountDelta(s.org_id, day, SMS_DELIVERED if domain_event.accepted else SMS_FAILED, label)
+        ]
+    if isinstance(domain_event, Delivery.StatusReported) and domain_event.status in FAILED_STATUSES:
+        label = f"{domain_event.provider}/{s.state}"
+        return [
+            CountDelta(s.org_id, day, SMS_DELIVERED, label, -1),
+            CountDelta(s.org_id, day, SMS_FAILED, label),
+        ]
+    return []
 
 
 def _with(
@@ -270,7 +307,9 @@ def _following(domain_event: Any, s: Tracked) -> tuple[list[Delta], Tracked | No
 
 
 def _creating(domain_event: Any) -> bool:
-    return isinstance(domain_event, Enrolment.Started | AuthenticationSession.Started)
+    return isinstance(
+        domain_event, Enrolment.Started | AuthenticationSession.Started | Delivery.Requested
+    )
 
 
 class AnalyticsProjection:

@@ -55,8 +55,9 @@ To = Annotated[
     QueryParameter(name="to", format="date", description="Last UTC day, inclusive"),
 ]
 SMS_NOTE = (
-    "SMS delivery is not recorded yet: this series fills in once SMS delivery reports are "
-    "events (the SMS issue). Nothing here is estimated."
+    "Per provider attempt: delivered means the provider took the message, unless its signed "
+    "status callback later reported a failure; failed counts errors, timeouts and refusals "
+    "before failover, and callbacks that reported a failure."
 )
 RECOVERY_NOTE = (
     "Account recovery is not recorded yet: this series fills in once recovery cases are "
@@ -235,7 +236,7 @@ class AnalyticsController(Controller):
         "/sms-delivery",
         sync_to_thread=True,
         responses=problems(*COMMON, 403),
-        summary="Administrators: SMS delivery per provider and country (empty until recorded)",
+        summary="Administrators: SMS delivery per provider and destination country",
     )
     def sms_delivery(
         self,
@@ -259,7 +260,7 @@ class AnalyticsController(Controller):
                     delivery_rate=_rate(delivered, delivered + failed),
                 )
             )
-        return SmsDeliverySeries(series=series, available=False, note=SMS_NOTE)
+        return SmsDeliverySeries(series=series, available=True, note=SMS_NOTE)
 
     @get(
         "/recovery",

@@ -516,7 +516,7 @@ class SmsDeliveryDay(Struct):
 
 
 class SmsDeliverySeries(Struct):
-    """Empty until SMS delivery is recorded as events (`available` is false until then)."""
+    """SMS delivery per day, provider and destination country (`available` is true)."""
 
     series: list[SmsDeliveryDay]
     available: bool

@@ -108,10 +108,37 @@ def test_from_and_to_select_days_and_bad_days_are_problems(
     assert reversed_range.status_code == 422
 
 
-def test_sms_delivery_and_recovery_are_honest_empty_series(client, admin_headers) -> None:
-    for name in ("sms-delivery", "recovery"):
-        body = _get(client, admin_headers, name)
-        assert body["series"] == [] and body["available"] is False and body["note"]
+def test_recovery_is_an_honest_empty_series(client, admin_headers) -> None:
+    body = _get(client, admin_headers, "recovery")
+    assert body["series"] == [] and body["available"] is False and body["note"]
+
+
+def test_sms_delivery_counts_each_provider_attempt_per_country(
+    client, headers, admin_headers, clock, httpserver, monkeypatch
+) -> None:
+    monkeypatch.setenv("TESSERA_SMS_PROVIDERS", "webhook,console")
+    monkeypatch.setenv("TESSERA_SMS_WEBHOOK_URL", httpserver.url_for("/send"))
+    monkeypatch.setenv("TESSERA_SMS_WEBHOOK_SECRET", "whsec_test")
+    httpserver.expect_request("/send", method="POST").respond_with_data("down", status=503)
+    for user, number in (("alice", "+447400123456"), ("bob", "+4915123456789")):
+        response = client.post(
+            f"/v1/users/{user}/enrolments",
+            json={"method": "sms", "phone_number": number},
+            headers=headers,
+        )
+        assert response.status_code == 201 and response.json()["code_sent"]["provider"] == "console"
+    body = _get(client, admin_headers, "sms-delivery")
+    day = clock.now().date().isoformat()
+    assert body["available"] is True
+    assert sorted(
+        (r["provider"], r["country"], r["delivered"], r["failed"]) for r in body["series"]
+    ) == [
+        ("console", "DE", 1, 0),
+        ("console", "GB", 1, 0),
+        ("webhook", "DE", 0, 1),
+        ("webhook", "GB", 0, 1),
+    ]
+    assert {r["day"] for r in body["series"]} == {day}
 
 
 def test_application_keys_are_refused_and_organisations_see_only_their_own(
