@@ -41,6 +41,7 @@ from domain.enrolment import Enrolment, EnrolmentError
 from domain.policy import Policy
 
 CODE_DIGITS = SENT_CODE_DIGITS
+UNKNOWN_IP = "-"
 HOUR = 3600
 
 
@@ -141,10 +142,11 @@ class Messaging:
         region = destination.region or "-"
         keys = {
             "number_cap": (f"number:{number}", caps["number"]),
-            "ip_cap": (f"ip:{org_id}:{ip}", caps["ip"]),
             "organisation_cap": (f"org:{org_id}", caps["organisation"]),
             "country_cap": (f"country:{org_id}:{region}", caps["country"]),
         }
+        if ip != UNKNOWN_IP:  # an application that sends no IP is capped per number and org
+            keys["ip_cap"] = (f"ip:{org_id}:{ip}", caps["ip"])
         usual = policy.settings["usual_countries"]
         if usual and destination.region not in usual:
             keys["unusual_countries"] = (f"unusual:{org_id}", policy.settings["unusual_burst"])
@@ -444,7 +446,7 @@ class SendLoginCode:
                 subject_id=session.id,
                 purpose="login",
                 policy=policy,
-                ip=str(session.context.get("ip") or "-"),
+                ip=str(session.context.get("ip") or UNKNOWN_IP),
                 accept_language=accept_language,
             )
             session.send_code(record, at=now)

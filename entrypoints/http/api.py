@@ -19,6 +19,7 @@ from application.authentications import (
     VerifyAuthentication,
 )
 from application.codes import (
+    UNKNOWN_IP,
     RecordDeliveryStatus,
     ResendEnrolmentCode,
     SendLoginCode,
@@ -131,7 +132,7 @@ class EnrolmentController(Controller):
                 address=address,
                 label=data.label,
                 locale=data.locale,
-                ip=data.ip or "-",
+                ip=data.ip or UNKNOWN_IP,
                 accept_language=data.accept_language,
             )
             return EnrolmentCreated(
@@ -278,7 +279,7 @@ class EnrolmentController(Controller):
         sent = use_case(
             org_id=principal.org_id,
             enrolment_id=enrolment_id,
-            ip=data.ip or "-",
+            ip=data.ip or UNKNOWN_IP,
             accept_language=data.accept_language,
         )
         return _code_sent(sent)

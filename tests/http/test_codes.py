@@ -341,3 +341,23 @@ def test_signed_delivery_callbacks_are_recorded(
     )
     assert accepted.status_code == 204, accepted.text
     assert topics(container, sent["delivery_id"]) == ["Requested", "Attempted", "StatusReported"]
+
+
+def test_without_an_ip_only_the_other_caps_apply(client, headers, admin_headers) -> None:
+    client.patch("/v1/policy", json={"send_caps": {"ip": 2}}, headers=admin_headers)
+    for n in range(4):  # no "ip": four users enrol, more than the IP cap, all get codes
+        response = client.post(
+            f"/v1/users/user{n}/enrolments",
+            json={"method": "sms", "phone_number": f"+44740012345{n}"},
+            headers=headers,
+        )
+        assert response.status_code == 201, response.text
+    statuses = [
+        client.post(
+            f"/v1/users/other{n}/enrolments",
+            json={"method": "sms", "phone_number": f"+44740012346{n}", "ip": "198.51.100.9"},
+            headers=headers,
+        ).status_code
+        for n in range(3)
+    ]
+    assert statuses == [201, 201, 429]
