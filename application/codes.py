@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from application.authentications import SENT_CODE_DIGITS, Caller, usable_methods
@@ -43,6 +44,16 @@ from domain.policy import Policy
 CODE_DIGITS = SENT_CODE_DIGITS
 UNKNOWN_IP = "-"
 HOUR = 3600
+
+
+def email_link(base: str | None, purpose: str, subject_id: UUID, code: str) -> str | None:
+    """The application's page that takes the code back from an email: `base` with the login's
+    (or enrolment's) id and the code as query parameters."""
+    if base is None:
+        return None
+    name = "authentication_id" if purpose == "login" else "enrolment_id"
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}{urlencode({name: str(subject_id), 'code': code})}"
 
 
 def mask_email(address: str) -> str:
@@ -209,6 +220,7 @@ class Messaging:
         policy: Policy,
         ip: str,
         accept_language: str | None,
+        link_url: str | None = None,
     ) -> tuple[str, dict[str, Any], Delivery, OutboundCode]:
         """A new code for `enrolment`'s destination, its record, and its delivery; raises
         ThrottledError (recorded as a refused delivery) when a toll-fraud cap is exceeded."""
@@ -263,6 +275,9 @@ class Messaging:
             ttl_minutes=max(1, policy.settings["code_ttl_seconds"] // 60),
             region=region,
             carrier=destination.carrier,
+            link=email_link(link_url, purpose, subject_id, code)
+            if enrolment.method == "email"
+            else None,
         )
         return code, record, delivery, message
 
@@ -274,6 +289,7 @@ class Messaging:
         policy: Policy,
         ip: str,
         accept_language: str | None,
+        link_url: str | None = None,
     ) -> Issued:
         """A new code for a pending enrolment, recorded on it (the caller saves)."""
         _, record, delivery, message = self.issue(
@@ -284,6 +300,7 @@ class Messaging:
             policy=policy,
             ip=ip,
             accept_language=accept_language,
+            link_url=link_url,
         )
         enrolment.issue_code(record, at=self.clock.now())
         return Issued(enrolment, record, delivery, message)
@@ -338,6 +355,7 @@ class StartCodeEnrolment:
         locale: str | None,
         ip: str,
         accept_language: str | None,
+        link_url: str | None = None,
     ) -> SentCode:
         m = self.messaging
         policy = m.app.read_policy(org_id)
@@ -365,7 +383,12 @@ class StartCodeEnrolment:
             except EnrolmentError as error:
                 raise InvalidRequestError(str(error)) from None
             issued = m.for_enrolment(
-                enrolment, org_id=org_id, policy=policy, ip=ip, accept_language=accept_language
+                enrolment,
+                org_id=org_id,
+                policy=policy,
+                ip=ip,
+                accept_language=accept_language,
+                link_url=link_url,
             )
             account.add_enrolment(enrolment.id)
             m.app.save(account, enrolment, issued.delivery)
@@ -419,7 +442,10 @@ class SendLoginCode:
         method: str,
         enrolment_id: UUID | None,
         accept_language: str | None,
+        link_url: str | None = None,
     ) -> SentCode:
+        """`link_url`: for email, the application's page the message links to with the
+        login's id and the code, so a click can stand in for typing it."""
         m = self.messaging
 
         def decide() -> Issued:
@@ -448,6 +474,7 @@ class SendLoginCode:
                 policy=policy,
                 ip=str(session.context.get("ip") or UNKNOWN_IP),
                 accept_language=accept_language,
+                link_url=link_url,
             )
             session.send_code(record, at=now)
             m.app.save(session, delivery)

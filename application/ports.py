@@ -334,6 +334,7 @@ class OutboundCode:
     ttl_minutes: int
     region: str | None = None  # destination country of a phone number
     carrier: str | None = None
+    link: str | None = None  # email: a link that brings the code back to the application
 
 
 @dataclass(frozen=True, slots=True)

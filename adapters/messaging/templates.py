@@ -38,8 +38,23 @@ _LAYOUT_FIELDS = {
     "expiry",
     "warning",
     "ignore",
+    "link_block",  # empty, or the link's sentence and the link (a button in HTML)
 }
-_EMAIL_KEYS = ("subject", "heading", "intro", "expiry", "warning", "ignore")
+_EMAIL_KEYS = (
+    "subject",
+    "heading",
+    "intro",
+    "expiry",
+    "warning",
+    "ignore",
+    "link_intro",
+    "link_button",
+)
+_LINK_HTML = (
+    '<p style="margin:0 0 8px;">{intro}</p>\n'
+    '<p style="margin:0 0 16px;"><a href="{link}" style="display:inline-block;padding:10px 16px;'
+    'background:#0072B2;color:#ffffff;border-radius:6px;text-decoration:none;">{button}</a></p>\n'
+)
 
 
 def _one(n: int) -> str:
@@ -305,15 +320,27 @@ class TemplateCatalogue:
             vonage_language=t.voice.vonage_language,
         )
 
-    def email(self, locale: str, *, code: str, issuer: str, minutes: int) -> EmailContent:
+    def email(
+        self, locale: str, *, code: str, issuer: str, minutes: int, link: str | None = None
+    ) -> EmailContent:
+        """Subject, text and HTML; with `link`, a sentence and the link (a button in HTML)."""
         t = self.templates(locale)
         values = self._values(t, code, issuer, minutes)
         texts = {key: _fill(template, values) for key, template in t.email.items()}
         layout = texts | {"lang": t.locale, "dir": t.direction, "code": code}
+        escaped = {k: html.escape(v, quote=True) for k, v in layout.items()}
+        text_link = html_link = ""
+        if link is not None:
+            text_link = f"\n{texts['link_intro']}\n{link}\n"
+            html_link = _LINK_HTML.format(
+                intro=escaped["link_intro"],
+                link=html.escape(link, quote=True),
+                button=escaped["link_button"],
+            )
         return EmailContent(
             subject=texts["subject"],
-            text=_fill(self._text, layout),
-            html=_fill(self._html, {k: html.escape(v, quote=True) for k, v in layout.items()}),
+            text=_fill(self._text, layout | {"link_block": text_link}),
+            html=_fill(self._html, escaped | {"link_block": html_link}),
             language=t.locale,
         )
 
@@ -325,7 +352,9 @@ class TemplateCatalogue:
             script = self.voice(locale, code=code, issuer=issuer, minutes=minutes)
             return Rendered(locale, script.text, voice=script)
         if message.channel == "email":
-            content = self.email(locale, code=code, issuer=issuer, minutes=minutes)
+            content = self.email(
+                locale, code=code, issuer=issuer, minutes=minutes, link=message.link
+            )
             return Rendered(locale, content.text, email=content)
         text = self.sms(
             locale, code=code, issuer=issuer, minutes=minutes, webotp_domain=webotp_domain

@@ -134,6 +134,7 @@ class EnrolmentController(Controller):
                 locale=data.locale,
                 ip=data.ip or UNKNOWN_IP,
                 accept_language=data.accept_language,
+                link_url=data.link_url,
             )
             return EnrolmentCreated(
                 enrolment_id=sent.enrolment_id,
@@ -450,6 +451,7 @@ class AuthenticationController(Controller):
             method=data.method,
             enrolment_id=data.enrolment_id,
             accept_language=data.accept_language,
+            link_url=data.link_url,
         )
         return _code_sent(sent)
 

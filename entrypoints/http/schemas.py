@@ -18,6 +18,15 @@ SentMethod = Literal["sms", "voice", "email"]
 Locale = Annotated[
     str, Meta(pattern="^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", max_length=35, description="BCP 47")
 ]
+LinkUrl = Annotated[
+    str,
+    Meta(
+        pattern=r"^(https://[^\s#]+|http://localhost(:[0-9]{1,5})?(/[^\s#]*)?)$",
+        max_length=500,
+        description="Email only: the application's page the message links to, with "
+        "`authentication_id` (or `enrolment_id`) and `code` added as query parameters",
+    ),
+]
 AcceptLanguage = Annotated[
     str, Meta(max_length=256, description="The end user's Accept-Language header, as sent")
 ]
@@ -57,6 +66,7 @@ class EnrolmentRequest(Request):
     locale: Locale | None = None
     accept_language: AcceptLanguage | None = None
     ip: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    link_url: LinkUrl | None = None
 
 
 class ConfirmRequest(Request):
@@ -102,6 +112,7 @@ class ChallengeRequest(Request):
     method: SentMethod
     enrolment_id: UUID | None = None
     accept_language: AcceptLanguage | None = None
+    link_url: LinkUrl | None = None
 
 
 class ResendRequest(Request):

@@ -361,3 +361,40 @@ def test_without_an_ip_only_the_other_caps_apply(client, headers, admin_headers)
         for n in range(3)
     ]
     assert statuses == [201, 201, 429]
+
+
+def test_an_email_link_brings_the_code_back_to_the_application(
+    client, headers, admin_headers, container
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    client.patch("/v1/policy", json={"login_aal": 1}, headers=admin_headers)
+    enrolled = client.post(
+        "/v1/users/alice/enrolments",
+        json={"method": "email", "email": "alice@example.com"},
+        headers=headers,
+    ).json()
+    client.post(
+        f"/v1/enrolments/{enrolled['enrolment_id']}/confirm",
+        json={"code": last_code(container)},
+        headers=headers,
+    )
+    login = start(client, headers)
+    sent = send(
+        client,
+        headers,
+        login["authentication_id"],
+        method="email",
+        link_url="https://app.example/verify-email?from=mail",
+    )
+    assert sent.status_code == 201, sent.text
+    text = messages(container)[-1]["text"]
+    link = next(line for line in text.splitlines() if line.startswith("https://"))
+    url = urlsplit(link)
+    assert (url.netloc, url.path) == ("app.example", "/verify-email")
+    query = parse_qs(url.query)
+    assert query["from"] == ["mail"] and query["authentication_id"] == [login["authentication_id"]]
+    response = verify(client, headers, login["authentication_id"], query["code"][0], "email")
+    assert response.status_code == 200 and response.json()["status"] == "satisfied"
+    refused = send(client, headers, login["authentication_id"], method="email", link_url="ftp://x")
+    assert refused.status_code in (400, 422)
