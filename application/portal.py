@@ -307,35 +307,27 @@ class PortalOverview:
     allowed: frozenset[str]  # methods the organisation allows
 
 
-def _kind(app: IdentityApplication, enrolment: Enrolment) -> str:
+def _kind(enrolment: Enrolment) -> str:
     if enrolment.method == "totp":
         return "app"
     if enrolment.method == "hotp":
         return "counter"
     if enrolment.method != "webauthn":
         return enrolment.method
-    requested = _registration_request(app, enrolment)
+    # what the registration asked for (kept on the credential), else what the key says
     credential = enrolment.credential or {}
-    if requested is not None:
-        if requested.resident_key == "required":
-            return "passkey"
-        if requested.attachment == "platform":
-            return "platform"
-        if requested.attachment == "cross-platform":
-            return "security-key"
+    requested = credential or enrolment.registration or {}
+    if requested.get("resident_key") == "required":
+        return "passkey"
+    if requested.get("attachment") == "platform":
+        return "platform"
+    if requested.get("attachment") == "cross-platform":
+        return "security-key"
     if credential.get("backup_eligible"):
         return "passkey"
     if "internal" in credential.get("transports", ()):
         return "platform"
     return "security-key"
-
-
-def _registration_request(app: IdentityApplication, enrolment: Enrolment) -> Any:
-    """The options the registration asked for: the aggregate drops them once registered."""
-    for domain_event in app.events.get(enrolment.id, lte=3):
-        if isinstance(domain_event, Enrolment.RegistrationRequested):
-            return domain_event
-    return None
 
 
 def _notice(enrolment: Enrolment) -> str | None:
@@ -347,7 +339,7 @@ def _notice(enrolment: Enrolment) -> str | None:
 
 
 def _view(app: IdentityApplication, enrolment: Enrolment, visit: PortalVisit) -> AuthenticatorView:
-    kind = _kind(app, enrolment)
+    kind = _kind(enrolment)
     status = enrolment.display_status
     credential = enrolment.credential or {}
     return AuthenticatorView(
