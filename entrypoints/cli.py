@@ -36,7 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
     container.webhook_outbox()
     container.send_counters()
     if args.demo:
-        _print_demo(container, settings, port=args.port)
+        os.environ["TESSERA_DEMO_ORG"] = str(_print_demo(container, settings, port=args.port))
     os.environ["TESSERA_CREATE_TABLES"] = "false"
     uvicorn.run(
         "entrypoints.asgi:create",
@@ -51,13 +51,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_demo(container: Container, settings: Settings, *, port: int) -> None:
+def _print_demo(container: Container, settings: Settings, *, port: int) -> UUID:
     """Create the demo organisation once, and a fresh application key on every start."""
     marker = settings.home / "demo-org"
     app = container.identity_app()
     if marker.exists():
-        from uuid import UUID
-
         org_id = UUID(marker.read_text().strip())
         _, api_key = container.issue_api_key()(org_id=org_id, role="application", label="make run")
         _, admin_key = container.issue_api_key()(org_id=org_id, role="admin", label="make run")
@@ -77,9 +75,12 @@ def _print_demo(container: Container, settings: Settings, *, port: int) -> None:
         f"  demo organisation {name!r}: {org_id}\n"
         f"  application API key: {api_key}\n"
         f"  administrator API key: {admin_key}\n"
-        f"  (new keys are issued on every start; they are shown only here)\n",
+        f"  (new keys are issued on every start; they are shown only here)\n"
+        f"  demo application (enrol a security key or passkey, then sign in): "
+        f"http://localhost:{port}/demo/\n",
         flush=True,
     )
+    return org_id
 
 
 def _org_create(args: argparse.Namespace) -> int:

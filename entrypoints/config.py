@@ -24,6 +24,7 @@ class Settings:
     rp_id: str = "localhost"  # WebAuthn relying-party id (browsers refuse IP addresses)
     origins: tuple[str, ...] = ("http://localhost:8000",)  # origins allowed in ceremonies
     mds_root: Path | None = None  # the FIDO Metadata Service root certificate (PEM or DER)
+    demo_org: str | None = None  # `serve --demo`: the organisation /demo plays the application of
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +46,7 @@ class Settings:
             origins=_origins(env.get("TESSERA_ORIGINS", ""))
             or (f"http://localhost:{env.get('TESSERA_PORT', '8000')}",),
             mds_root=Path(env["TESSERA_MDS_ROOT"]) if env.get("TESSERA_MDS_ROOT") else None,
+            demo_org=env.get("TESSERA_DEMO_ORG") or None,
         )
 
     def projections_inline(self, database_kind: str) -> bool:

@@ -33,6 +33,7 @@ from entrypoints.http.api import (
 )
 from entrypoints.http.audit import AuditController
 from entrypoints.http.bodies import JsonBodyRequest, check_body
+from entrypoints.http.demo import DemoController, demo_static_router
 from entrypoints.http.openapi import JsonSchemaPlugin, YamlSchemaPlugin
 from entrypoints.http.portal import (
     PORTAL_DEPENDENCIES,
@@ -181,6 +182,7 @@ def create_app(container: Container) -> Litestar:
             "send_login_code",
             "record_delivery_status",
             *PORTAL_DEPENDENCIES,
+            "settings",
         )
     }
     dependencies["principal"] = Provide(principal_then_body)
@@ -196,8 +198,12 @@ def create_app(container: Container) -> Litestar:
             "on_startup": [background.start, dispatcher.start],
             "on_shutdown": [dispatcher.stop, background.stop],
         }
+    demo: list[Any] = []
+    if settings.demo_org:  # `serve --demo` only (entrypoints/http/demo.py)
+        demo = [DemoController, demo_static_router()]
     return Litestar(
         route_handlers=[
+            *demo,
             EnrolmentController,
             AuthenticationController,
             OrganisationController,
