@@ -179,8 +179,38 @@ def _resume(request: Request[Any, Any, Any], resume_portal_session: Any) -> Port
     return visit
 
 
-def _form_ok(visit: PortalVisit, data: dict[str, str]) -> bool:
-    return csrf_matches(visit.csrf_token, data.get("csrf_token"))
+class _SessionEnded(Exception):
+    """No live portal session: the page says so and drops the cookie."""
+
+
+class _FormRefused(Exception):
+    """A form without this session's CSRF token."""
+
+    def __init__(self, visit: PortalVisit) -> None:
+        super().__init__("the form's CSRF token does not match")
+        self.visit = visit
+
+
+def _signed_in(request: Request[Any, Any, Any], resume_portal_session: Any) -> PortalVisit:
+    """The live session; raises _SessionEnded (a 401 page) otherwise."""
+    visit = _resume(request, resume_portal_session)
+    if visit is None:
+        raise _SessionEnded
+    return visit
+
+
+def _check_form(visit: PortalVisit, data: dict[str, str]) -> None:
+    if not csrf_matches(visit.csrf_token, data.get("csrf_token")):
+        raise _FormRefused(visit)
+
+
+def _session_ended(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _secure(_ended())
+
+
+def _form_refused(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, _FormRefused)
+    return _secure(_forbidden(exc.visit))
 
 
 def _when(at: datetime | None) -> str:
@@ -315,7 +345,11 @@ class PortalController(Controller):
     path = "/portal"
     include_in_schema = False
     after_request = _secure  # type: ignore[assignment]
-    exception_handlers = {Exception: _page_error}
+    exception_handlers = {
+        Exception: _page_error,
+        _SessionEnded: _session_ended,
+        _FormRefused: _form_refused,
+    }
 
     @get("/start", sync_to_thread=True)
     def start(
@@ -354,9 +388,7 @@ class PortalController(Controller):
         show_portal: Dep,
         notice: FromQuery[str] = "",
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
+        visit = _signed_in(request, resume_portal_session)
         overview: PortalOverview = show_portal(visit=visit)
         return _page(
             "home",
@@ -376,11 +408,8 @@ class PortalController(Controller):
         resume_portal_session: Dep,
         end_portal_session: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
-        if not _form_ok(visit, data):
-            return _forbidden(visit)
+        visit = _signed_in(request, resume_portal_session)
+        _check_form(visit, data)
         end_portal_session(session_token=request.cookies.get(SESSION_COOKIE))
         response = _message(
             200,
@@ -415,9 +444,7 @@ class PortalController(Controller):
         show_portal: Dep,
         next: FromQuery[str] = "",
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
+        visit = _signed_in(request, resume_portal_session)
         return self._verify_page(visit, show_portal, _safe_next(next))
 
     @post("/verify", sync_to_thread=True, status_code=303)
@@ -429,11 +456,8 @@ class PortalController(Controller):
         show_portal: Dep,
         verify_with_code: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
-        if not _form_ok(visit, data):
-            return _forbidden(visit)
+        visit = _signed_in(request, resume_portal_session)
+        _check_form(visit, data)
         next_path = _safe_next(data.get("next"))
         try:
             verify_with_code(
@@ -463,9 +487,7 @@ class PortalController(Controller):
     def add_app_form(
         self, request: Request[Any, Any, Any], resume_portal_session: Dep, show_portal: Dep
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
+        visit = _signed_in(request, resume_portal_session)
         if show_portal(visit=visit).verification_needed:
             return _to_verify("/portal/add/app")
         return _page("add_app", visit=visit, setup=None, error=None)
@@ -478,11 +500,8 @@ class PortalController(Controller):
         resume_portal_session: Dep,
         start_app_setup: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
-        if not _form_ok(visit, data):
-            return _forbidden(visit)
+        visit = _signed_in(request, resume_portal_session)
+        _check_form(visit, data)
         try:
             enrolment_id = start_app_setup(visit=visit, name=data.get("name"))
         except VerificationRequiredError:
@@ -499,9 +518,7 @@ class PortalController(Controller):
         resume_portal_session: Dep,
         show_app_setup: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
+        visit = _signed_in(request, resume_portal_session)
         setup = show_app_setup(visit=visit, enrolment_id=enrolment_id)
         return _page("add_app", visit=visit, setup=setup, error=None)
 
@@ -515,11 +532,8 @@ class PortalController(Controller):
         show_app_setup: Dep,
         confirm_app_setup: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
-        if not _form_ok(visit, data):
-            return _forbidden(visit)
+        visit = _signed_in(request, resume_portal_session)
+        _check_form(visit, data)
         try:
             confirm_app_setup(
                 visit=visit, enrolment_id=enrolment_id, code=data.get("code", "").strip()
@@ -540,9 +554,7 @@ class PortalController(Controller):
         resume_portal_session: Dep,
         show_portal: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
+        visit = _signed_in(request, resume_portal_session)
         if kind not in KEY_KINDS:
             return _message(
                 404, "Not found", "There is no such kind of authenticator.", visit=visit
@@ -561,9 +573,7 @@ class PortalController(Controller):
         resume_portal_session: Dep,
         show_authenticator: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
+        visit = _signed_in(request, resume_portal_session)
         authenticator = show_authenticator(visit=visit, enrolment_id=enrolment_id)
         return _page("rename", visit=visit, authenticator=authenticator, name=None, error=None)
 
@@ -577,11 +587,8 @@ class PortalController(Controller):
         show_authenticator: Dep,
         rename_authenticator: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
-        if not _form_ok(visit, data):
-            return _forbidden(visit)
+        visit = _signed_in(request, resume_portal_session)
+        _check_form(visit, data)
         name = data.get("name", "")
         try:
             rename_authenticator(visit=visit, enrolment_id=enrolment_id, name=name)
@@ -607,9 +614,7 @@ class PortalController(Controller):
         show_portal: Dep,
         show_authenticator: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
+        visit = _signed_in(request, resume_portal_session)
         authenticator: AuthenticatorView = show_authenticator(
             visit=visit, enrolment_id=enrolment_id
         )
@@ -638,11 +643,8 @@ class PortalController(Controller):
         resume_portal_session: Dep,
         remove_authenticator: Dep,
     ) -> Response[Any]:
-        visit = _resume(request, resume_portal_session)
-        if visit is None:
-            return _ended()
-        if not _form_ok(visit, data):
-            return _forbidden(visit)
+        visit = _signed_in(request, resume_portal_session)
+        _check_form(visit, data)
         try:
             remove_authenticator(visit=visit, enrolment_id=enrolment_id)
         except VerificationRequiredError:
