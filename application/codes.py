@@ -57,14 +57,14 @@ def email_link(base: str | None, purpose: str, subject_id: UUID, code: str) -> s
 
 
 def mask_email(address: str) -> str:
-    """ "a•••@e•••.com": enough for the user to recognise it, not enough to harvest it."""
+    """The address as `a•••@e•••.com`: enough to recognise, not enough to harvest."""
     local, _, domain = address.partition("@")
     host, dot, tld = domain.rpartition(".")
     return f"{local[:1]}•••@{host[:1]}•••{dot}{tld}"
 
 
 def mask_phone(e164: str) -> str:
-    """ "+44 ••••••3456": the country code and the last four digits."""
+    """The number as `+44 ••••••3456`: the country code and the last four digits."""
     return f"{e164[:3]} {'•' * max(0, len(e164) - 7)}{e164[-4:]}"
 
 

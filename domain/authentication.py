@@ -270,7 +270,8 @@ class AuthenticationSession(Aggregate):
         )
 
     def phishing_resistance(self) -> str | None:
-        """ "phrh", "phr" or None: what the verified factors prove (OpenID EAP ACR values)."""
+        """What the verified factors prove, as an OpenID EAP ACR value: `phrh` (phishing-resistant
+        and hardware-bound), `phr`, or None."""
         keys = [f for f in self.factors if f.get("phishing_resistant")]
         if not keys:
             return None
