@@ -69,6 +69,9 @@ KIND_LABELS = {
     "security-key": "Security key",
     "passkey": "Passkey",
     "platform": "This device's biometrics",
+    "sms": "Text message (SMS) codes",
+    "voice": "Voice call codes",
+    "email": "Email codes",
 }
 DEFAULT_NAMES = {
     "app": "Authenticator app",

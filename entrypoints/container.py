@@ -134,7 +134,11 @@ def _signing_ring(settings: Settings) -> SigningKeyRing:
 
 
 def _code_sender(settings: Settings, clock: SystemClock, templates: Any) -> Any:
-    return build_code_sender(os.environ, home=settings.home, clock=clock, templates=templates)
+    env = dict(os.environ)
+    base = settings.issuer.rstrip("/")  # the public URL providers call back (signed)
+    env.setdefault("TWILIO_STATUS_CALLBACK", f"{base}/v1/providers/twilio/status")
+    env.setdefault("VONAGE_STATUS_CALLBACK", f"{base}/v1/providers/vonage/status")
+    return build_code_sender(env, home=settings.home, clock=clock, templates=templates)
 
 
 def _delivery_callbacks(clock: SystemClock) -> Any:

@@ -398,3 +398,56 @@ def test_an_email_link_brings_the_code_back_to_the_application(
     assert response.status_code == 200 and response.json()["status"] == "satisfied"
     refused = send(client, headers, login["authentication_id"], method="email", link_url="ftp://x")
     assert refused.status_code in (400, 422)
+
+
+def test_twilio_sends_and_its_signed_status_callback_is_recorded(
+    client, headers, container, httpserver, monkeypatch
+) -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    monkeypatch.setenv("TESSERA_SMS_PROVIDERS", "twilio")
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "twilio-test-token")
+    monkeypatch.setenv("TWILIO_FROM", "+15005550006")
+    monkeypatch.setenv("TWILIO_BASE_URL", httpserver.url_for("/"))
+    sent: list[dict[str, str]] = []
+
+    def messages_api(request):  # type: ignore[no-untyped-def]
+        from werkzeug import Response
+
+        sent.append(dict(request.form))
+        return Response(
+            json.dumps({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"}),
+            status=201,
+            content_type="application/json",
+        )
+
+    httpserver.expect_request(
+        "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json", method="POST"
+    ).respond_with_handler(messages_api)
+    response = client.post(
+        "/v1/users/alice/enrolments",
+        json={"method": "sms", "phone_number": MOBILE},
+        headers=headers,
+    )
+    assert response.status_code == 201 and response.json()["code_sent"]["provider"] == "twilio"
+    callback_url = "http://localhost:8000/v1/providers/twilio/status"  # TESSERA_ISSUER + path
+    assert sent[0]["To"] == MOBILE and sent[0]["StatusCallback"] == callback_url
+
+    form = {"MessageSid": "SM0123456789abcdef0123456789abcdef", "MessageStatus": "delivered"}
+    signed = callback_url + "".join(k + form[k] for k in sorted(form))
+    signature = base64.b64encode(
+        hmac.new(b"twilio-test-token", signed.encode(), hashlib.sha1).digest()
+    ).decode()
+    forged = client.post(
+        "/v1/providers/twilio/status", data=form, headers={"X-Twilio-Signature": "AAAA"}
+    )
+    assert forged.status_code == 401
+    accepted = client.post(
+        "/v1/providers/twilio/status", data=form, headers={"X-Twilio-Signature": signature}
+    )
+    assert accepted.status_code == 204, accepted.text
+    delivery_id = response.json()["code_sent"]["delivery_id"]
+    assert topics(container, delivery_id) == ["Requested", "Attempted", "StatusReported"]
