@@ -23,7 +23,13 @@ from application.administrators import (
     StartAdministratorEnrolment,
     csrf_matches,
 )
-from application.analytics import ENROLMENT_ADDED, RISK, ReadAnalytics
+from application.analytics import (
+    ENROLMENT_ADDED,
+    RISK,
+    SMS_DELIVERED,
+    SMS_FAILED,
+    ReadAnalytics,
+)
 from application.audit import ReadAuditTrail
 from application.errors import (
     ConflictError,
@@ -192,6 +198,23 @@ def dashboard_charts(
         )
         for level, count in risk_counts.items()
     ]
+    sms: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # "provider · country": ok, failed
+    for row in read_analytics.daily(
+        principal=principal, metrics=(SMS_DELIVERED, SMS_FAILED), since=days[0], until=days[-1]
+    ):
+        provider, _, country = row.label.partition("/")
+        sms[f"{provider} · {country}"][row.metric == SMS_FAILED] += row.value
+    sms_bars = [
+        Bar(
+            label=route,
+            value=(ok / (ok + failed)) if ok + failed else 0.0,
+            text=f"{round(100 * ok / (ok + failed))}% ({ok} of {ok + failed})"
+            if ok + failed
+            else "none",
+            data_value=str(round(100 * ok / (ok + failed))) if ok + failed else "",
+        )
+        for route, (ok, failed) in sorted(sms.items())
+    ]
     coverage = read_analytics.coverage(principal=principal)
     attempts = sum(a for a, _ in totals.values())
     successes = sum(s for _, s in totals.values())
@@ -220,6 +243,11 @@ def dashboard_charts(
             caption="users",
         ),
         "risk_chart": bar_chart("risk", "Logins started per risk level", risk_bars),
+        "sms_chart": bar_chart(
+            "sms-delivery", "SMS delivery rate per provider and country", sms_bars, maximum=1.0
+        )
+        if sms_bars
+        else None,
         "phishing_resistant_methods": sorted(PHISHING_RESISTANT_METHODS),
         "stats": {
             "users": coverage.users,

@@ -123,6 +123,16 @@ def test_an_appointed_administrator_enrols_and_sees_the_dashboard_with_the_numbe
     assert 'data-label="totp" data-value="50">50% (1 of 2)' in html
     assert 'class="gauge-counts" data-part="2" data-whole="2">2 of 2 users' in html
     assert 'data-label="low" data-value="2"' in html
+    assert "No SMS sent in these 30 days." in html
+    # an SMS enrolment sent through the console provider shows up per provider and country
+    sent = web.post(
+        "/v1/users/carol/enrolments",
+        headers=headers,
+        json={"method": "sms", "phone_number": "+447400123456"},
+    )
+    assert sent.status_code == 201, sent.text
+    html = web.get("/admin").text
+    assert 'data-label="console · GB" data-value="100">100% (1 of 1)' in html
 
 
 def test_the_one_time_link_works_once(web, container, clock, org) -> None:
