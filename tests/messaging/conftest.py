@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -92,3 +93,12 @@ def message(**changes: Any) -> OutboundCode:
         carrier="Three",
     )
     return replace(base, **changes)
+
+
+def wait_for_requests(server: HTTPServer, count: int, timeout: float = 5.0) -> None:
+    """Wait until `server` has logged `count` requests: a handler still sleeping when its test
+    ends would otherwise log its request into the next test's (shared) server."""
+    deadline = time.monotonic() + timeout
+    while len(server.log) < count:
+        assert time.monotonic() < deadline, f"{len(server.log)} of {count} requests logged"
+        time.sleep(0.01)

@@ -23,7 +23,7 @@ from adapters.messaging.templates import Rendered, TemplateCatalogue
 from adapters.messaging.twilio import TwilioProvider
 from adapters.messaging.vonage import VonageProvider
 from application.ports import OutboundCode
-from tests.messaging.conftest import CODE, FakeMonotonic, message
+from tests.messaging.conftest import CODE, FakeMonotonic, message, wait_for_requests
 
 SID = "AC" + "1" * 32
 MESSAGES = f"/2010-04-01/Accounts/{SID}/Messages.json"
@@ -125,6 +125,7 @@ def test_a_timeout_fails_over_without_waiting_for_the_slow_provider(
     assert [a.provider for a in report.attempts] == ["twilio", "vonage"]
     assert report.attempts[0].error is not None and "timed out" in report.attempts[0].error
     assert report.accepted_by is not None and report.accepted_by.provider == "vonage"
+    wait_for_requests(api, 1)  # the slow answer lands in this test's log, not the next one's
 
 
 def test_the_breaker_opens_after_consecutive_faults_then_a_half_open_probe_recovers(
