@@ -197,7 +197,9 @@ def test_a_rebuild_in_processes_killed_mid_way_is_finished_by_the_follower(
     rebuilding = subprocess.Popen([sys.executable, "-c", script], env=env)
     try:
         deadline = time.monotonic() + 30
-        while not all(KILL_AFTER <= p < head for p in _positions(pg_schema).values()):
+        # Kill once a model is well into its rebuild; the other may be anywhere (its worker
+        # starts a moment later, or it may be done), which the checks below allow for.
+        while not any(KILL_AFTER <= p < head for p in _positions(pg_schema).values()):
             assert rebuilding.poll() is None, "the rebuild ended before it could be killed"
             assert time.monotonic() < deadline, f"no progress: {_positions(pg_schema)}"
             time.sleep(0.01)
@@ -211,7 +213,7 @@ def test_a_rebuild_in_processes_killed_mid_way_is_finished_by_the_follower(
     stopped = _positions(pg_schema)
     time.sleep(1)
     assert _positions(pg_schema) == stopped, "the workers kept going"
-    assert all(p < head for p in stopped.values()), stopped
+    assert any(p < head for p in stopped.values()), stopped  # one was cut off mid-way
 
     follower = _run(env, tmp_path / "projections.log")
     try:
