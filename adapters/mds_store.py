@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -13,6 +14,7 @@ from application.ports import AuthenticatorInfo, AuthenticatorMetadata
 
 #: How often a process looks for a newer installed BLOB.
 RECHECK_SECONDS = 5.0
+log = logging.getLogger("tessera.mds")
 
 
 class StoredMetadata:
@@ -29,6 +31,7 @@ class StoredMetadata:
         self._loaded: AuthenticatorMetadata = EmptyMetadata()
         self._mtime: float | None = None
         self._checked = 0.0
+        self._reloading = False
 
     @property
     def serial(self) -> int:
@@ -53,8 +56,21 @@ class StoredMetadata:
         shutil.copyfile(source, staging)
         os.replace(staging, self._blob_path)
         with self._lock:
-            self._loaded, self._mtime, self._checked = fresh, None, 0.0
+            self._loaded, self._mtime = fresh, self._installed_mtime()
         return fresh
+
+    def prime(self) -> None:
+        """Load the installed BLOB now (at start-up), not in the first ceremony's request."""
+        self._checked = 0.0
+        self._current()
+
+    def _installed_mtime(self) -> float | None:
+        if self._root_path is None:
+            return None
+        try:
+            return self._blob_path.stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def _current(self) -> AuthenticatorMetadata:
         now = time.monotonic()
@@ -62,13 +78,30 @@ class StoredMetadata:
             return self._loaded
         with self._lock:
             self._checked = now
-            if self._root_path is None:
+            mtime = self._installed_mtime()
+            if mtime is None or mtime == self._mtime or self._reloading:
                 return self._loaded
-            try:
-                mtime = self._blob_path.stat().st_mtime
-            except FileNotFoundError:
+            if self._mtime is None:
+                # nothing loaded yet: load before judging any attestation with it
+                self._loaded, self._mtime = self._load(), mtime
                 return self._loaded
-            if mtime != self._mtime:
-                self._loaded = load_metadata(self._blob_path, self._root_path)
-                self._mtime = mtime
-            return self._loaded
+            self._reloading = True
+        # a newer BLOB (another process ran `tessera mds load`): parsing thousands of entries
+        # takes seconds, so requests keep the previous BLOB until the new one is ready
+        threading.Thread(target=self._reload, args=(mtime,), daemon=True).start()
+        return self._loaded
+
+    def _load(self) -> AuthenticatorMetadata:
+        assert self._root_path is not None
+        return load_metadata(self._blob_path, self._root_path)
+
+    def _reload(self, mtime: float) -> None:
+        try:
+            fresh: AuthenticatorMetadata | None = self._load()
+        except (MetadataError, OSError):
+            log.exception("the installed metadata BLOB could not be loaded; keeping the previous")
+            fresh = None
+        with self._lock:
+            if fresh is not None:
+                self._loaded, self._mtime = fresh, mtime
+            self._reloading = False

@@ -189,13 +189,14 @@ def create_app(container: Container) -> Litestar:
     metrics = container.metrics()
     metrics.watch_projections(container.projection_followers)
     settings = container.settings()
-    lifecycle: dict[str, Any] = {}
+    # the FIDO metadata BLOB is parsed before the first request, not during it (ADR 15)
+    lifecycle: dict[str, Any] = {"on_startup": [container.authenticator_metadata().prime]}
     if settings.projections_inline(container.database().kind):
         # embedded mode: each server process follows the store itself (ADR 9)
         background = BackgroundFollower(*container.projection_followers())
         dispatcher = BackgroundDispatcher(container.webhook_dispatcher())
         lifecycle = {
-            "on_startup": [background.start, dispatcher.start],
+            "on_startup": [*lifecycle["on_startup"], background.start, dispatcher.start],
             "on_shutdown": [dispatcher.stop, background.stop],
         }
     demo: list[Any] = []
