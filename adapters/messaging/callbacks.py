@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
+
 from adapters.system import SystemClock
 from application.ports import Clock, DeliveryStatus, InvalidCallbackError
 from application.webhooks import verify_signature
@@ -51,6 +55,20 @@ VONAGE_STATUSES = {
 }
 
 VONAGE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
+
+# Vonage Voice API call events, in the port's words (the call reads the code out).
+VONAGE_CALL_STATUSES = {
+    "started": "sent",
+    "ringing": "sent",
+    "answered": "sent",
+    "completed": "delivered",
+    "busy": "undelivered",
+    "timeout": "undelivered",
+    "unanswered": "undelivered",
+    "cancelled": "failed",
+    "failed": "failed",
+    "rejected": "failed",
+}
 
 
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
@@ -118,7 +136,9 @@ class SignedDeliveryCallbacks:
       must be idempotent (they are: the last one wins).
     - Vonage: SMS delivery receipts with the account's signature secret (`sig` and `timestamp`
       in the query string, form or JSON body); `sha256` HMAC by default, which must match the
-      method chosen in the Vonage dashboard. `timestamp` must be within the tolerance.
+      method chosen in the Vonage dashboard. `timestamp` must be within the tolerance. Voice
+      call events carry `Authorization: Bearer <JWT>` (HS256, the same secret) whose
+      `payload_hash` is the body's SHA-256.
     - Webhook providers (by name): `Tessera-Signature` as on Tessera's webhooks, JSON body
       `{"message_id", "status", "error_code"}`, timestamp within the tolerance.
     Anything that does not verify raises InvalidCallbackError, with no secret in it."""
@@ -185,6 +205,9 @@ class SignedDeliveryCallbacks:
     def _parse_vonage(
         self, secret: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> DeliveryStatus:
+        scheme, _, token = _header(headers, "Authorization").partition(" ")
+        if scheme.lower() == "bearer" and token:
+            return self._parse_vonage_call(secret, token.strip(), body)
         params: dict[str, str] = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
         if body.strip():
             if "json" in _header(headers, "Content-Type").lower():
@@ -209,6 +232,28 @@ class SignedDeliveryCallbacks:
         return DeliveryStatus(
             self._vonage_name, message_id, status, None if error in (None, "", "0") else error
         )
+
+    def _parse_vonage_call(self, secret: str, token: str, body: bytes) -> DeliveryStatus:
+        """A Voice API event: a JWT signed HS256 with the signature secret whose `payload_hash`
+        is the SHA-256 of the body, and a JSON body naming the call and its status."""
+        try:
+            decoded = jwt.decode(token, OctKey.import_key(secret), algorithms=["HS256"])
+        except JoseError:
+            raise InvalidCallbackError("the Vonage event's JWT does not verify") from None
+        claims = decoded.claims
+        issued = claims.get("iat")
+        now = self._clock.now().timestamp()
+        if not isinstance(issued, int | float) or abs(now - issued) > self._tolerance:
+            raise InvalidCallbackError("the Vonage event's JWT is missing iat or is stale")
+        expected = hashlib.sha256(body).hexdigest()
+        if not hmac.compare_digest(str(claims.get("payload_hash", "")).encode(), expected.encode()):
+            raise InvalidCallbackError("the Vonage event's body is not the one signed")
+        event = self._json_params(body)
+        call_id = event.get("uuid")
+        status = VONAGE_CALL_STATUSES.get(event.get("status", "").lower())
+        if not call_id or status is None:
+            raise InvalidCallbackError("a Vonage call event without a known uuid and status")
+        return DeliveryStatus(self._vonage_name, call_id, status, None)
 
     @staticmethod
     def _json_params(body: bytes) -> dict[str, str]:

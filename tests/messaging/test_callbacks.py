@@ -264,3 +264,53 @@ def test_errors_never_contain_the_secrets(callbacks: SignedDeliveryCallbacks) ->
         messages.append(str(caught.value))
     for secret in (TWILIO_TOKEN, VONAGE_SECRET, WEBHOOK_SECRET):
         assert not any(secret in m for m in messages)
+
+
+def _vonage_event(secret: str, body: bytes, *, iat: int = NOW, payload_hash: str | None = None):  # type: ignore[no-untyped-def]
+    """A Vonage Voice event as Vonage sends it, signed with PyJWT (an independent library)."""
+    import hashlib
+
+    import jwt as pyjwt
+
+    claims = {
+        "iat": iat,
+        "jti": "3a1f7c5e-1b2c-4d5e-8f90-123456789abc",
+        "iss": "Vonage",
+        "payload_hash": payload_hash or hashlib.sha256(body).hexdigest(),
+        "api_key": "abcd1234",
+        "application_id": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+    }
+    token = pyjwt.encode(claims, secret, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+CALL = json.dumps(
+    {"uuid": "63f61863-4a51-4f6b-86e1-46edebcf9356", "status": "completed", "direction": "outbound"}
+).encode()
+
+
+def test_a_signed_vonage_call_event_is_read(callbacks: SignedDeliveryCallbacks) -> None:
+    status = callbacks.parse(
+        "vonage", url=URL, headers=_vonage_event(VONAGE_SECRET, CALL), body=CALL
+    )
+    assert status == DeliveryStatus(
+        "vonage", "63f61863-4a51-4f6b-86e1-46edebcf9356", "delivered", None
+    )
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["wrong secret", "tampered body", "stale", "other hash"],
+)
+def test_a_vonage_call_event_that_does_not_verify_is_refused(
+    callbacks: SignedDeliveryCallbacks, case: str
+) -> None:
+    headers = {
+        "wrong secret": _vonage_event("not-the-secret-0123456789abcdef-0123", CALL),
+        "tampered body": _vonage_event(VONAGE_SECRET, CALL),
+        "stale": _vonage_event(VONAGE_SECRET, CALL, iat=NOW - 3600),
+        "other hash": _vonage_event(VONAGE_SECRET, CALL, payload_hash="00" * 32),
+    }[case]
+    body = CALL.replace(b"completed", b"failed") if case == "tampered body" else CALL
+    with pytest.raises(InvalidCallbackError):
+        callbacks.parse("vonage", url=URL, headers=headers, body=body)
