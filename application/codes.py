@@ -56,16 +56,20 @@ def email_link(base: str | None, purpose: str, subject_id: UUID, code: str) -> s
     return f"{base}{separator}{urlencode({name: str(subject_id), 'code': code})}"
 
 
+MASK = "•"
+
+
 def mask_email(address: str) -> str:
-    """The address as `a•••@e•••.com`: enough to recognise, not enough to harvest."""
-    local, _, domain = address.partition("@")
-    host, dot, tld = domain.rpartition(".")
-    return f"{local[:1]}•••@{host[:1]}•••{dot}{tld}"
-
-
-def mask_phone(e164: str) -> str:
-    """The number as `+44 ••••••3456`: the country code and the last four digits."""
-    return f"{e164[:3]} {'•' * max(0, len(e164) - 7)}{e164[-4:]}"
+    """`alice@example.com` -> `a•••@e•••.com`: the first letter of the mailbox and of the domain,
+    and the top-level domain. The mask has a fixed width, so it does not reveal lengths."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or not domain:
+        return MASK * 3
+    labels = [label for label in domain.split(".") if label]
+    if not labels:
+        return f"{local[0]}{MASK * 3}@{MASK * 3}"
+    tld = f".{labels[-1]}" if len(labels) > 1 else ""
+    return f"{local[0]}{MASK * 3}@{labels[0][0]}{MASK * 3}{tld}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +145,7 @@ class Messaging:
         if method == "sms" and number.number_type == "fixed_line":
             raise InvalidRequestError("a fixed-line number cannot receive SMS: enrol it for voice")
         return Destination(
-            number.e164, mask_phone(number.e164), number.region, number.number_type, number.carrier
+            number.e164, number.masked, number.region, number.number_type, number.carrier
         )
 
     def caps_exceeded(

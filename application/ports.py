@@ -314,6 +314,7 @@ class PhoneNumberInfo:
     #                   | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan"
     #                   | "voicemail" | "unknown"
     carrier: str | None  # the original allocation's carrier name, where known (never trusted)
+    masked: str  # what users may be shown: the country code and the last digits only
 
 
 class PhoneNumbers(Protocol):

@@ -81,12 +81,14 @@ class PhonenumbersParser:
                 )
             )
         name = carrier.name_for_number(number, self._language) or None
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         return PhoneNumberInfo(
-            e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+            e164=e164,
             region=phonenumbers.region_code_for_number(number) or "001",
             country_code=int(number.country_code or 0),
             number_type=_TYPES.get(phonenumbers.number_type(number), "unknown"),
             carrier=name,
+            masked=mask_phone(e164),
         )
 
 
@@ -119,16 +121,3 @@ def mask_phone(e164: str) -> str:
         return MASK * 3
     body = " ".join(g for g in (masked[:-6], masked[-6:]) if g)
     return f"+{country} {body}" if country else f"+{body}"
-
-
-def mask_email(address: str) -> str:
-    """`alice@example.com` -> `a•••@e•••.com`: the first letter of the mailbox and of the domain,
-    and the top-level domain. The mask has a fixed width, so it does not reveal lengths."""
-    local, at, domain = address.strip().rpartition("@")
-    if not at or not local or not domain:
-        return MASK * 3
-    labels = [label for label in domain.split(".") if label]
-    if not labels:
-        return f"{local[0]}{MASK * 3}@{MASK * 3}"
-    tld = f".{labels[-1]}" if len(labels) > 1 else ""
-    return f"{local[0]}{MASK * 3}@{labels[0][0]}{MASK * 3}{tld}"

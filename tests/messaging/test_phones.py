@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.messaging.phones import MASK, PhonenumbersParser, mask_email, mask_phone
+from adapters.messaging.phones import MASK, PhonenumbersParser, mask_phone
+from application.codes import mask_email
 from application.ports import InvalidPhoneNumberError
 
 parser = PhonenumbersParser()
@@ -161,3 +162,8 @@ def test_an_email_mask_keeps_two_letters_and_the_tld_and_hides_lengths(
 @given(st.text(max_size=60))
 def test_an_email_mask_never_fails(raw: str) -> None:
     assert MASK in mask_email(raw)
+
+
+def test_a_parsed_number_carries_its_mask() -> None:
+    info = PhonenumbersParser().parse("+971501234567")
+    assert info.masked == mask_phone(info.e164) == "+971 ••• ••4567"
