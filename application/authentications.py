@@ -37,6 +37,32 @@ CODE_METHODS = OTP_METHODS | OUT_OF_BAND_METHODS
 SENT_CODE_DIGITS = 6
 
 
+def code_binding(subject_id: UUID, channel: str) -> str:
+    """What a sent code's keyed hash is bound to: its login (or enrolment) and channel."""
+    return f"{subject_id}/{channel}"
+
+
+def sent_code_matches(
+    hasher: CodeHasher, code: str, record: dict[str, Any], *, subject_id: UUID
+) -> bool:
+    """Whether `code` (spaces and dashes allowed) is the SMS, voice or email code `record` keeps
+    the hash of; compared in constant time by the hasher."""
+    cleaned = "".join(ch for ch in code if ch.isdigit())
+    return len(cleaned) == SENT_CODE_DIGITS and hasher.matches(
+        cleaned, binding=code_binding(subject_id, record["channel"]), digest=record["code_hash"]
+    )
+
+
+def open_session(app: IdentityApplication, session: AuthenticationSession, *, at: datetime) -> None:
+    """Raise ConflictError unless the login still takes attempts; an expiry is saved once
+    it is noticed."""
+    try:
+        session.ensure_open(at=at)
+    except SessionClosedError as closed:
+        app.save_changed(session)
+        raise ConflictError(f"the authentication is {closed.status}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     access_token: str
@@ -175,11 +201,7 @@ class Verifier:
             raise InvalidRequestError(
                 f"method {method!r} cannot reach AAL{session.required_aal} for this login"
             )
-        try:
-            session.ensure_open(at=at)
-        except SessionClosedError as closed:
-            self.app.save_changed(session)  # an expiry is recorded once it is noticed
-            raise ConflictError(f"the authentication is {closed.status}") from None
+        open_session(self.app, session, at=at)
         if loaded is None:
             account = self.app.account_for(caller.org_id, session.user_id)
             loaded = Loaded(policy, account, self.app.enrolments_of(account))
@@ -233,13 +255,8 @@ class Verifier:
             (e for e in loaded.enrolments if str(e.id) == record["enrolment_id"] and e.is_usable),
             None,
         )
-        cleaned = "".join(ch for ch in code if ch.isdigit())
-        matched = (
-            self.hasher is not None
-            and len(cleaned) == SENT_CODE_DIGITS
-            and self.hasher.matches(
-                cleaned, binding=f"{session.id}/{method}", digest=record["code_hash"]
-            )
+        matched = self.hasher is not None and sent_code_matches(
+            self.hasher, code, record, subject_id=session.id
         )
         if not matched or enrolment is None:
             account.record_failure(at=at)

@@ -10,7 +10,14 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from application.authentications import SENT_CODE_DIGITS, Caller, usable_methods
+from application.authentications import (
+    SENT_CODE_DIGITS,
+    Caller,
+    code_binding,
+    open_session,
+    sent_code_matches,
+    usable_methods,
+)
 from application.errors import (
     ConflictError,
     InvalidRequestError,
@@ -35,13 +42,12 @@ from application.ports import (
     SendCounters,
 )
 from domain.assurance import OUT_OF_BAND_METHODS
-from domain.authentication import AuthenticationSession, SessionClosedError
+from domain.authentication import AuthenticationSession
 from domain.codes import CodeError, ResendTooSoonError, check_resend, issue_code
 from domain.delivery import Delivery, ProviderMessage
 from domain.enrolment import Enrolment, EnrolmentError
 from domain.policy import Policy
 
-CODE_DIGITS = SENT_CODE_DIGITS
 UNKNOWN_IP = "-"
 HOUR = 3600
 
@@ -125,8 +131,8 @@ class Messaging:
 
     def new_code(self) -> str:
         """Six digits from the CSPRNG (64 random bits reduced: the bias is below 1e-13)."""
-        value = int.from_bytes(self.secrets.otp_secret(8), "big") % 10**CODE_DIGITS
-        return f"{value:0{CODE_DIGITS}d}"
+        value = int.from_bytes(self.secrets.otp_secret(8), "big") % 10**SENT_CODE_DIGITS
+        return f"{value:0{SENT_CODE_DIGITS}d}"
 
     def destination(self, method: str, raw: str, policy: Policy) -> Destination:
         if method == "email":
@@ -261,7 +267,7 @@ class Messaging:
         record = issue_code(
             channel=enrolment.method,
             enrolment_id=enrolment.id,
-            code_hash=self.hasher.digest(code, binding=f"{subject_id}/{enrolment.method}"),
+            code_hash=self.hasher.digest(code, binding=code_binding(subject_id, enrolment.method)),
             delivery_id=delivery.id,
             ttl=timedelta(seconds=policy.settings["code_ttl_seconds"]),
             max_tries=policy.settings["code_max_tries"],
@@ -326,12 +332,6 @@ class Messaging:
             provider=accepted.provider if accepted else None,
             expires_at=issued.record["expires_at"],
             resend_after=issued.record["resend_after"],
-        )
-
-    def matches(self, code: str, record: dict[str, Any], *, subject_id: UUID) -> bool:
-        cleaned = "".join(ch for ch in code if ch.isdigit())
-        return len(cleaned) == CODE_DIGITS and self.hasher.matches(
-            cleaned, binding=f"{subject_id}/{record['channel']}", digest=record["code_hash"]
         )
 
 
@@ -455,11 +455,7 @@ class SendLoginCode:
         def decide() -> Issued:
             session = m.app.get_session(authentication_id, org_id=caller.org_id)
             now = m.clock.now()
-            try:
-                session.ensure_open(at=now)
-            except SessionClosedError as closed:
-                m.app.save_changed(session)
-                raise ConflictError(f"the authentication is {closed.status}") from None
+            open_session(m.app, session, at=now)
             if session.usernameless:
                 raise InvalidRequestError("a login without a user_id can only use a passkey")
             if method not in session.methods:
@@ -520,7 +516,7 @@ class ConfirmCodeEnrolment:
             record = enrolment.open_code(at=now)
         except CodeError:
             return False
-        if m.matches(code, record, subject_id=enrolment.id):
+        if sent_code_matches(m.hasher, code, record, subject_id=enrolment.id):
             enrolment.confirm_code(at=now)
             return True
         enrolment.miss_code(at=now)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from application.authentications import Caller, Outcome, Verifier
+from application.authentications import Caller, Outcome, Verifier, open_session
 from application.errors import CeremonyRejectedError, ConflictError, InvalidRequestError
 from application.identity import IdentityApplication, retry_on_conflict
 from application.ports import (
@@ -25,7 +25,7 @@ from application.ports import (
 )
 from domain.account import Account
 from domain.assurance import webauthn_amr
-from domain.authentication import AuthenticationSession, SessionClosedError
+from domain.authentication import AuthenticationSession
 from domain.credential import CredentialBinding
 from domain.enrolment import (
     USER_VERIFICATION,
@@ -287,7 +287,7 @@ class WebAuthnLoginOptions:
         def decide() -> tuple[list[Enrolment], str, Policy]:
             session = self.app.get_session(authentication_id, org_id=caller.org_id)
             now = self.clock.now()
-            _ensure_open(self.app, session, at=now)
+            open_session(self.app, session, at=now)
             policy = self.app.read_policy(caller.org_id)
             if not policy.allows("webauthn"):
                 raise InvalidRequestError("the organisation's policy does not allow 'webauthn'")
@@ -332,14 +332,6 @@ class WebAuthnLoginOptions:
         )
 
 
-def _ensure_open(app: IdentityApplication, session: AuthenticationSession, *, at: datetime) -> None:
-    try:
-        session.ensure_open(at=at)
-    except SessionClosedError as closed:
-        app.save_changed(session)  # an expiry is recorded once it is noticed
-        raise ConflictError(f"the authentication is {closed.status}") from None
-
-
 @dataclass(frozen=True, slots=True)
 class KeyVerifier:
     """Check a WebAuthn assertion against a login's open challenge.
@@ -364,7 +356,7 @@ class KeyVerifier:
         policy = self.app.read_policy(caller.org_id)
         if not policy.allows("webauthn"):
             raise InvalidRequestError("method 'webauthn' is not available for this login")
-        _ensure_open(self.app, session, at=at)
+        open_session(self.app, session, at=at)
         if session.webauthn is None:
             raise ConflictError("request WebAuthn options for this login first")
         enrolment = self._enrolment_for(session, caller.org_id, credential)
