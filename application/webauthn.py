@@ -74,9 +74,13 @@ class WebAuthnSettings:
     def timeout_ms(self) -> int:
         return int(self.timeout.total_seconds() * 1000)
 
-    def for_policy(self, policy: Policy, *, name: str) -> RelyingParty:
+    def for_policy(self, policy: Policy, *, name: str | None = None) -> RelyingParty:
+        """The relying party for an organisation: its top origins, and its name where a
+        ceremony shows one (creation options; requests and verification do not)."""
         return replace(
-            self.rp, name=name, top_origins=tuple(policy.settings["webauthn_top_origins"])
+            self.rp,
+            name=name or self.rp.name,
+            top_origins=tuple(policy.settings["webauthn_top_origins"]),
         )
 
 
@@ -199,11 +203,10 @@ class ConfirmWebAuthnEnrolment:
             except RegistrationExpiredError:
                 raise ConflictError("the registration expired; start a new enrolment") from None
             policy = self.app.read_policy(org_id)
-            organisation = self.app.get_organisation(org_id)
             try:
                 registered = self.ceremonies.verify_registration(
                     credential,
-                    rp=self.settings.for_policy(policy, name=organisation.name),
+                    rp=self.settings.for_policy(policy),
                     challenge=unb64url(registration["challenge"]),
                     require_user_verification=registration["user_verification"] == "required",
                     metadata=self.metadata,
@@ -318,9 +321,8 @@ class WebAuthnLoginOptions:
             return keys, uv, policy
 
         keys, uv, policy = retry_on_conflict(decide)
-        organisation = self.app.get_organisation(caller.org_id)
         return self.ceremonies.request_options(
-            rp=self.settings.for_policy(policy, name=organisation.name),
+            rp=self.settings.for_policy(policy),
             challenge=challenge,
             allow=[
                 (unb64url(e.credential["credential_id"]), tuple(e.credential["transports"]))
@@ -362,11 +364,10 @@ class KeyVerifier:
         enrolment = self._enrolment_for(session, caller.org_id, credential)
         assert enrolment.credential is not None
         stored = enrolment.credential
-        organisation = self.app.get_organisation(caller.org_id)
         try:
             assertion = self.ceremonies.verify_authentication(
                 credential,
-                rp=self.settings.for_policy(policy, name=organisation.name),
+                rp=self.settings.for_policy(policy),
                 challenge=unb64url(session.webauthn["challenge"]),
                 public_key=unb64url(stored["public_key"]),
                 require_user_verification=(
