@@ -41,6 +41,7 @@ from application.ports import (
     SecretVault,
     SendCounters,
 )
+from domain.account import Account
 from domain.assurance import OUT_OF_BAND_METHODS
 from domain.authentication import AuthenticationSession
 from domain.codes import CodeError, ResendTooSoonError, check_resend, issue_code
@@ -236,7 +237,7 @@ class Messaging:
         ThrottledError (recorded as a refused delivery) when a toll-fraud cap is exceeded."""
         now = self.clock.now()
         address = self.vault.open(
-            self.app.account_for(org_id, enrolment.user_id).id, enrolment.secret_ref
+            Account.create_id(org_id, enrolment.user_id), enrolment.secret_ref
         ).decode()
         assert enrolment.destination is not None
         region = enrolment.destination["region"]
