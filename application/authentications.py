@@ -336,15 +336,19 @@ class StartAuthentication:
         def decide() -> Outcome:
             now = self.clock.now()
             policy = self.app.read_policy(caller.org_id)
-            account = self.app.account_for(caller.org_id, user_id or "")
-            enrolments = self.app.enrolments_of(account) if user_id is not None else []
-            loaded = Loaded(policy, account, enrolments)
+            if user_id is None:  # usernameless: no account to read until a passkey names it
+                loaded = Loaded(policy, Account(org_id=caller.org_id, user_id=""), [])
+            else:
+                account = self.app.account_for(caller.org_id, user_id)
+                loaded = Loaded(policy, account, self.app.enrolments_of(account))
             session = self._open(
                 session_id, caller, user_id or "", context, operation, loaded, at=now
             )
             if method is None or code is None or session.status != "pending":
                 self.app.save(session)
-                notice = restricted_notice(enrolments, policy, required_aal=session.required_aal)
+                notice = restricted_notice(
+                    loaded.enrolments, policy, required_aal=session.required_aal
+                )
                 return Outcome(session, notice=notice)
             return self.verifier.verify(
                 session,
